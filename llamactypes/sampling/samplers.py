@@ -1,0 +1,203 @@
+"""Our sampler chain in numpy, with an optional grammar constraint.
+
+The chain reads the context's logits as a numpy view and edits them in place
+(bias and penalties touch only a few entries), so no step copies the 49k-wide
+vector. Top-k never sorts the whole vocabulary: a threshold below the maximum
+picks a small superset of the k best, which is then partitioned.
+
+With a constraint the result is always exactly what masking the whole
+vocabulary first would give, but the mask is rarely built: greedy checks the
+argmax (then the next best, in order); top-k walks candidates in logit order
+until k allowed tokens are found. Only when that fails, or top-k is off, is the
+full mask computed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from typing import Protocol
+
+import numpy as np
+
+from .params import SamplingParams
+
+__all__ = ["Sampler", "TokenFilter"]
+
+_NEG_INF = np.float32(-np.inf)
+
+
+class TokenFilter(Protocol):
+    """What the sampler needs from a grammar constraint."""
+
+    def allows(self, token: int) -> bool: ...
+
+    def mask(self) -> np.ndarray: ...
+
+
+class Sampler:
+    """Chooses tokens for one generation; owns its RNG and the penalty history."""
+
+    #: how many candidates (in logit order) the constrained paths look at before masking everything
+    WALK_LIMIT = 256
+
+    def __init__(self, params: SamplingParams, n_vocab: int, history: list[int] | None = None) -> None:
+        self.params = params
+        self.n_vocab = n_vocab
+        seed = params.seed if params.seed is not None else int(np.random.SeedSequence().entropy % (2**63))
+        self.rng = np.random.default_rng(seed)
+        last_n = params.repeat_last_n
+        self._history: deque[int] = deque(maxlen=None if last_n < 0 else max(last_n, 0))
+        self._counts: Counter[int] = Counter()
+        self._delta = 8.0
+        if params.logit_bias:
+            items = [(int(t), float(b)) for t, b in params.logit_bias.items() if 0 <= int(t) < n_vocab]
+            self._bias_ids = np.array([t for t, _ in items], dtype=np.int64)
+            self._bias_vals = np.array([b for _, b in items], dtype=np.float32)
+        else:
+            self._bias_ids = None
+        if history and params.uses_penalties:
+            for token in history:
+                self.accept(token)
+
+    # ------------------------------------------------------------ state
+
+    def accept(self, token: int) -> None:
+        """Record a chosen token for the repetition penalties."""
+        if not self.params.uses_penalties or self._history.maxlen == 0:
+            return
+        if self._history.maxlen is not None and len(self._history) == self._history.maxlen:
+            old = self._history[0]
+            self._counts[old] -= 1
+            if self._counts[old] <= 0:
+                del self._counts[old]
+        self._history.append(token)
+        self._counts[token] += 1
+
+    # ------------------------------------------------------------ chain
+
+    def prepare(self, logits: np.ndarray) -> None:
+        """Apply logit bias and repetition penalties in place (only the touched entries)."""
+        if self._bias_ids is not None:
+            logits[self._bias_ids] += self._bias_vals
+        if self._counts:
+            p = self.params
+            ids = np.fromiter(self._counts.keys(), dtype=np.int64, count=len(self._counts))
+            counts = np.fromiter(self._counts.values(), dtype=np.float32, count=len(self._counts))
+            vals = logits[ids]
+            if p.repeat_penalty != 1.0:
+                vals = np.where(vals > 0, vals / p.repeat_penalty, vals * p.repeat_penalty)
+            vals = vals - counts * p.frequency_penalty - p.presence_penalty
+            logits[ids] = vals
+
+    def sample(self, logits: np.ndarray, constraint: TokenFilter | None = None) -> int:
+        """Choose the next token from (prepared) logits, honouring `constraint` exactly."""
+        p = self.params
+        u = self.rng.random()  # one draw per step, whichever path below is taken
+        if p.greedy:
+            token = int(np.argmax(logits))
+            if constraint is None or constraint.allows(token):
+                return token
+            return self._greedy_constrained(logits, constraint)
+        if p.top_k > 0:
+            k = min(p.top_k, self.n_vocab)
+            if constraint is None:
+                cand = self._top_k(logits, k)
+            else:
+                cand = self._top_k_allowed(logits, k, constraint)
+        else:
+            if constraint is not None:
+                logits = np.where(constraint.mask(), logits, _NEG_INF)
+            cand = self._finite_sorted(logits)
+        if cand.size == 0:
+            raise _NoCandidate()
+        return self._draw(logits, cand, u)
+
+    # ------------------------------------------------------------ pieces
+
+    def _top_k(self, logits: np.ndarray, k: int) -> np.ndarray:
+        """Indices of the k largest logits, sorted descending (ties: lower id first)."""
+        pool = self._pool(logits, k)
+        if pool.size > k:
+            pool = pool[np.argpartition(-logits[pool], k - 1)[:k]]
+        return pool[np.lexsort((pool, -logits[pool]))]
+
+    def _pool(self, logits: np.ndarray, k: int) -> np.ndarray:
+        """A small superset of the top-k ids: everything within `delta` of the maximum."""
+        n = logits.size
+        if k >= n:
+            return np.arange(n)
+        top = logits.max()
+        if not np.isfinite(top):
+            return np.flatnonzero(np.isfinite(logits))
+        for _ in range(6):
+            pool = np.flatnonzero(logits >= top - self._delta)
+            if pool.size >= k:
+                if pool.size > 64 * k and self._delta > 0.5:
+                    self._delta /= 2
+                return pool
+            self._delta *= 4
+        return np.argpartition(logits, n - k)[n - k:]
+
+    def _ordered(self, logits: np.ndarray, limit: int) -> np.ndarray:
+        """Up to `limit` best ids in descending logit order."""
+        return self._top_k(logits, min(limit, logits.size))
+
+    def _greedy_constrained(self, logits: np.ndarray, constraint: TokenFilter) -> int:
+        for token in self._ordered(logits, self.WALK_LIMIT):
+            if not np.isfinite(logits[token]):
+                break
+            if constraint.allows(int(token)):
+                return int(token)
+        masked = np.where(constraint.mask(), logits, _NEG_INF)
+        token = int(np.argmax(masked))
+        if not np.isfinite(masked[token]):
+            raise _NoCandidate()
+        return token
+
+    def _top_k_allowed(self, logits: np.ndarray, k: int, constraint: TokenFilter) -> np.ndarray:
+        """The k best allowed ids, in order — the same as top-k after a full mask."""
+        walk = self._ordered(logits, max(self.WALK_LIMIT, 4 * k))
+        allowed = []
+        for token in walk:
+            if not np.isfinite(logits[token]):
+                break
+            if constraint.allows(int(token)):
+                allowed.append(int(token))
+                if len(allowed) == k:
+                    return np.array(allowed, dtype=np.int64)
+        masked = np.where(constraint.mask(), logits, _NEG_INF)
+        return self._top_k(masked, k)[: k]
+
+    @staticmethod
+    def _finite_sorted(logits: np.ndarray) -> np.ndarray:
+        ids = np.flatnonzero(np.isfinite(logits))
+        return ids[np.lexsort((ids, -logits[ids]))]
+
+    def _draw(self, logits: np.ndarray, cand: np.ndarray, u: float) -> int:
+        """top-p → min-p → temperature → draw, on candidates sorted by descending logit."""
+        p = self.params
+        vals = logits[cand].astype(np.float64)
+        vals = vals[np.isfinite(vals)]
+        cand = cand[: vals.size]
+        if vals.size == 0:
+            raise _NoCandidate()
+        if p.top_p < 1.0 and vals.size > 1:
+            probs = np.exp(vals - vals[0])
+            probs /= probs.sum()
+            keep = int(np.searchsorted(np.cumsum(probs), p.top_p) + 1)
+            vals, cand = vals[:keep], cand[:keep]
+        if p.min_p > 0.0 and vals.size > 1:
+            keep = int(np.count_nonzero(vals >= vals[0] + np.log(p.min_p)))
+            vals, cand = vals[:max(keep, 1)], cand[:max(keep, 1)]
+        scaled = (vals - vals[0]) / p.temperature
+        weights = np.exp(scaled)
+        cdf = np.cumsum(weights)
+        idx = int(np.searchsorted(cdf, u * cdf[-1], side="right"))
+        return int(cand[min(idx, cand.size - 1)])
+
+
+class _NoCandidate(Exception):
+    """Every token was excluded (e.g. a grammar allows nothing the model can emit)."""
+
+
+Sampler.NoCandidate = _NoCandidate  # type: ignore[attr-defined]
