@@ -160,11 +160,10 @@ class Generation(Iterator[str]):
     def close(self) -> None:
         """Stop generating (safe from another thread: the loop stops within a token)."""
         self._cancel.set()
-        if threading.current_thread() is not getattr(self, "_thread", None) or self.finish_reason:
-            try:
-                self._gen.close()
-            except ValueError:  # "generator already executing": the owner thread will see the flag
-                pass
+        try:
+            self._gen.close()
+        except ValueError:  # running in another thread right now: it sees the flag within a token
+            pass
 
     def read(self) -> str:
         """Run to the end and return the whole text."""
@@ -184,7 +183,6 @@ class Generation(Iterator[str]):
 
     def _run(self) -> Iterator[str]:
         self._lock.acquire()
-        self._thread = threading.current_thread()
         try:
             yield from self._loop()
         except GeneratorExit:
@@ -197,7 +195,11 @@ class Generation(Iterator[str]):
         ctx, opts = self._ctx, self._options
         self.n_cached = ctx.reuse_prefix(self._prompt)
         try:
-            ctx.decode(self._prompt[self.n_cached:], should_stop=self._cancel.is_set)
+            # The last prompt token is always decoded on its own: its logits then come from
+            # the same single-token path whether or not the rest was cached, so the same
+            # prompt and seed give the same output whatever the cache held.
+            ctx.decode(self._prompt[self.n_cached:-1], should_stop=self._cancel.is_set)
+            ctx.decode(self._prompt[-1:], should_stop=self._cancel.is_set)
         except Cancelled:
             self._finish("cancelled")
             return
