@@ -14,6 +14,9 @@ full mask computed.
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import math
 from collections import Counter, deque
 from typing import Protocol
 
@@ -107,7 +110,7 @@ class Sampler:
         else:
             if constraint is not None:
                 logits = np.where(constraint.mask(), logits, _NEG_INF)
-            cand = self._finite_sorted(logits)
+            cand = self._nucleus(logits)
         if cand.size == 0:
             raise _NoCandidate()
         return self._draw(logits, cand, u)
@@ -168,30 +171,77 @@ class Sampler:
         masked = np.where(constraint.mask(), logits, _NEG_INF)
         return self._top_k(masked, k)[: k]
 
-    @staticmethod
-    def _finite_sorted(logits: np.ndarray) -> np.ndarray:
-        ids = np.flatnonzero(np.isfinite(logits))
-        return ids[np.lexsort((ids, -logits[ids]))]
+    def _nucleus(self, logits: np.ndarray) -> np.ndarray:
+        """Without top-k: the top-p nucleus (then min-p), sorted, without sorting the vocabulary.
+
+        Everything outside a threshold pool has a lower logit than everything inside it, so
+        once the pool holds `top_p` of the probability mass, the nucleus lies within it.
+        """
+        p = self.params
+        top = float(logits.max())
+        if not math.isfinite(top):
+            return np.empty(0, dtype=np.int64)
+        if p.top_p >= 1.0:
+            if p.min_p <= 0.0:  # nothing truncates: draw from everything, no order needed
+                return np.flatnonzero(np.isfinite(logits))
+            ids = np.flatnonzero(logits >= top + math.log(p.min_p))
+            return ids[np.lexsort((ids, -logits[ids]))]
+        weights = np.exp((logits - top).astype(np.float64))
+        target = p.top_p * float(weights.sum())
+        delta = 4.0
+        while True:
+            pool = np.flatnonzero(logits >= top - delta)
+            if float(weights[pool].sum()) >= target or pool.size == logits.size or delta > 1e4:
+                break
+            delta *= 2
+        pool = pool[np.lexsort((pool, -logits[pool]))]
+        keep = int(np.searchsorted(np.cumsum(weights[pool]), target) + 1)
+        return pool[:keep]
 
     def _draw(self, logits: np.ndarray, cand: np.ndarray, u: float) -> int:
-        """top-p → min-p → temperature → draw, on candidates sorted by descending logit."""
+        """top-p → min-p → temperature → draw, on candidates sorted by descending logit.
+
+        The candidate list is short (top-k), so plain floats beat a dozen tiny numpy calls.
+        """
+        p = self.params
+        if cand.size > 256:
+            return self._draw_large(logits, cand, u)
+        ids = cand.tolist()
+        vals = [v for v in logits[cand].tolist() if v != -math.inf]
+        if not vals:
+            raise _NoCandidate()
+        ids = ids[: len(vals)]
+        top = vals[0]
+        if p.top_p < 1.0 and len(vals) > 1:
+            weights = [math.exp(v - top) for v in vals]
+            target = p.top_p * sum(weights)
+            acc = 0.0
+            for keep, w in enumerate(weights, 1):
+                acc += w
+                if acc >= target:
+                    break
+            vals, ids = vals[:keep], ids[:keep]
+        if p.min_p > 0.0 and len(vals) > 1:
+            floor = top + math.log(p.min_p)
+            keep = max(1, sum(1 for v in vals if v >= floor))
+            vals, ids = vals[:keep], ids[:keep]
+        inv_t = 1.0 / p.temperature
+        cdf = list(itertools.accumulate(math.exp((v - top) * inv_t) for v in vals))
+        idx = bisect.bisect_right(cdf, u * cdf[-1])
+        return ids[min(idx, len(ids) - 1)]
+
+
+    def _draw_large(self, logits: np.ndarray, cand: np.ndarray, u: float) -> int:
+        """The same chain as `_draw`, vectorized, for large candidate sets (no top-k)."""
         p = self.params
         vals = logits[cand].astype(np.float64)
-        vals = vals[np.isfinite(vals)]
-        cand = cand[: vals.size]
-        if vals.size == 0:
-            raise _NoCandidate()
-        if p.top_p < 1.0 and vals.size > 1:
-            probs = np.exp(vals - vals[0])
-            probs /= probs.sum()
-            keep = int(np.searchsorted(np.cumsum(probs), p.top_p) + 1)
+        finite = np.isfinite(vals)
+        vals, cand = vals[finite], cand[finite]
+        top = vals.max()
+        if p.min_p > 0.0:
+            keep = max(1, int(np.count_nonzero(vals >= top + math.log(p.min_p))))
             vals, cand = vals[:keep], cand[:keep]
-        if p.min_p > 0.0 and vals.size > 1:
-            keep = int(np.count_nonzero(vals >= vals[0] + np.log(p.min_p)))
-            vals, cand = vals[:max(keep, 1)], cand[:max(keep, 1)]
-        scaled = (vals - vals[0]) / p.temperature
-        weights = np.exp(scaled)
-        cdf = np.cumsum(weights)
+        cdf = np.cumsum(np.exp((vals - top) / p.temperature))
         idx = int(np.searchsorted(cdf, u * cdf[-1], side="right"))
         return int(cand[min(idx, cand.size - 1)])
 

@@ -1,0 +1,140 @@
+"""Our numpy sampler chain: exact semantics, constraint equivalence, determinism (no native library)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from llamactypes import InvalidRequestError
+from llamactypes.sampling import Sampler, SamplingParams
+
+
+class SetFilter:
+    """A constraint that allows a fixed set of token ids (counts how often it is asked)."""
+
+    def __init__(self, allowed: set[int], n_vocab: int) -> None:
+        self.allowed = allowed
+        self.n = n_vocab
+        self.mask_calls = 0
+
+    def allows(self, token: int) -> bool:
+        return token in self.allowed
+
+    def mask(self) -> np.ndarray:
+        self.mask_calls += 1
+        m = np.zeros(self.n, dtype=bool)
+        m[list(self.allowed)] = True
+        return m
+
+
+def _logits(seed: int, n: int = 5000, scale: float = 3.0) -> np.ndarray:
+    return (np.random.default_rng(seed).standard_normal(n) * scale).astype(np.float32)
+
+
+def _masked(logits: np.ndarray, allowed: set[int]) -> np.ndarray:
+    out = np.full_like(logits, -np.inf)
+    idx = list(allowed)
+    out[idx] = logits[idx]
+    return out
+
+
+def test_greedy_is_argmax() -> None:
+    x = _logits(0)
+    assert Sampler(SamplingParams(temperature=0), x.size).sample(x) == int(np.argmax(x))
+
+
+@pytest.mark.parametrize("params", [
+    SamplingParams(temperature=0),
+    SamplingParams(temperature=0.8, top_k=40, top_p=0.95, min_p=0.05),
+    SamplingParams(temperature=1.3, top_k=5, top_p=1.0, min_p=0.0),
+    SamplingParams(temperature=0.7, top_k=0, top_p=0.9, min_p=0.0),
+    SamplingParams(temperature=1.0, top_k=0, top_p=1.0, min_p=0.1),
+])
+@pytest.mark.parametrize("density", [0.9, 0.3, 0.01])
+def test_constrained_equals_masking_first(params: SamplingParams, density: float) -> None:
+    """The fast path (check the chosen token, walk in logit order) gives exactly what a full mask gives."""
+    for trial in range(15):
+        x = _logits(100 + trial)
+        rng = np.random.default_rng(trial)
+        allowed = set(np.flatnonzero(rng.random(x.size) < density).tolist()) or {7}
+        seed = 1000 + trial
+        p = SamplingParams(**{**params.__dict__, "seed": seed})
+        fast = Sampler(p, x.size).sample(x.copy(), SetFilter(allowed, x.size))
+        reference = Sampler(p, x.size).sample(_masked(x, allowed))
+        assert fast == reference
+        assert fast in allowed
+
+
+def test_fast_path_rarely_builds_the_mask() -> None:
+    x = _logits(5)
+    allowed = set(range(x.size)) - {int(np.argmax(x))}
+    filt = SetFilter(allowed, x.size)
+    Sampler(SamplingParams(temperature=0), x.size).sample(x, filt)
+    Sampler(SamplingParams(top_k=40, seed=1), x.size).sample(x, filt)
+    assert filt.mask_calls == 0
+
+
+def test_top_k_only_draws_from_the_k_best() -> None:
+    x = _logits(1)
+    best = set(np.argsort(-x)[:3].tolist())
+    s = Sampler(SamplingParams(temperature=5.0, top_k=3, top_p=1.0, min_p=0.0, seed=0), x.size)
+    seen = {s.sample(x) for _ in range(300)}
+    assert seen == best
+
+
+def test_distribution_matches_softmax_with_temperature() -> None:
+    x = np.array([2.0, 1.0, 0.0, -1.0] + [-50.0] * 10, dtype=np.float32)
+    t = 0.7
+    s = Sampler(SamplingParams(temperature=t, top_k=0, top_p=1.0, min_p=0.0, seed=3), x.size)
+    n = 20000
+    counts = np.bincount([s.sample(x) for _ in range(n)], minlength=x.size)
+    expected = np.exp(x / t) / np.exp(x / t).sum()
+    assert np.allclose(counts / n, expected, atol=0.015)
+
+
+def test_top_p_and_min_p_truncate() -> None:
+    x = np.log(np.array([0.5, 0.3, 0.15, 0.05], dtype=np.float32))
+    top_p = Sampler(SamplingParams(temperature=1.0, top_k=0, top_p=0.8, min_p=0.0, seed=1), 4)
+    assert {top_p.sample(x) for _ in range(500)} == {0, 1}
+    min_p = Sampler(SamplingParams(temperature=1.0, top_k=0, top_p=1.0, min_p=0.25, seed=1), 4)
+    assert {min_p.sample(x) for _ in range(500)} == {0, 1, 2}
+
+
+def test_same_seed_same_choices() -> None:
+    x = _logits(2)
+    a = Sampler(SamplingParams(seed=9), x.size)
+    b = Sampler(SamplingParams(seed=9), x.size)
+    assert [a.sample(x) for _ in range(50)] == [b.sample(x) for _ in range(50)]
+
+
+def test_penalties_follow_llama_cpp_formula() -> None:
+    x = np.array([2.0, -2.0, 1.0, 0.5], dtype=np.float32)
+    p = SamplingParams(repeat_penalty=2.0, presence_penalty=0.5, frequency_penalty=0.25, repeat_last_n=3, seed=0)
+    s = Sampler(p, 4, history=[0, 1, 1, 0])  # last 3: 1, 1, 0
+    y = x.copy()
+    s.prepare(y)
+    assert y[0] == pytest.approx(2.0 / 2.0 - 0.25 * 1 - 0.5)
+    assert y[1] == pytest.approx(-2.0 * 2.0 - 0.25 * 2 - 0.5)
+    assert y[2] == 1.0 and y[3] == 0.5
+
+
+def test_logit_bias_applied_in_place() -> None:
+    x = np.zeros(10, dtype=np.float32)
+    s = Sampler(SamplingParams(logit_bias={3: 5.0, 4: -math.inf}, temperature=0), 10)
+    s.prepare(x)
+    assert x[3] == 5.0 and x[4] == -np.inf and s.sample(x) == 3
+
+
+def test_nothing_allowed_is_reported() -> None:
+    x = _logits(3, n=50)
+    with pytest.raises(Sampler.NoCandidate):  # type: ignore[attr-defined]
+        Sampler(SamplingParams(temperature=0), 50).sample(x, SetFilter(set(), 50))
+
+
+@pytest.mark.parametrize("bad", [dict(top_p=1.5), dict(min_p=-0.1), dict(repeat_penalty=0.0),
+                                 dict(temperature=float("nan")), dict(seed=-1)])
+def test_invalid_params(bad: dict) -> None:
+    with pytest.raises(InvalidRequestError):
+        SamplingParams(**bad)
