@@ -1,0 +1,293 @@
+"""`chat_build`: turn a chat request into a prompt, a grammar and parser settings.
+
+The steps, in order:
+
+1. validate and normalize messages, tools, ``tool_choice`` and ``response_format``;
+2. pick the template (the ``tool_use`` variant when tools are on) and detect its
+   dialect from the template text;
+3. reshape the conversation for what the template can render (`polyfill`),
+   describing the tools in the system prompt where the template does not;
+4. render, drop a leading BOS the tokenizer will add anyway, and notice a
+   prompt that ends inside ``<think>``;
+5. build the grammar: lazy (fired by the dialect's call marker) for
+   ``tool_choice="auto"``, eager for ``"required"`` or a named function, a
+   JSON Schema grammar for ``response_format``. When the model thinks first,
+   an "eager" grammar is made lazy, fired at the end of the thinking block.
+
+`model` is duck-typed (see `chat_build`), so the chat layer never imports the
+model layer.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from llamactypes.chat.formats import GENERIC, ChatFormat, detect_format
+from llamactypes.chat.formats._grammar import GrammarBuilder
+from llamactypes.chat.formats.generic import envelope_schema
+from llamactypes.chat.messages import normalize_messages, normalize_tools
+from llamactypes.chat.polyfill import TemplateCaps, adapt_messages, probe_caps
+from llamactypes.chat.template import ChatTemplate
+from llamactypes.chat.types import ChatBuild, ParserConfig
+from llamactypes.errors import InvalidRequestError
+
+__all__ = ["ChatModel", "chat_build", "template_for"]
+
+
+class ChatModel(Protocol):
+    """What `chat_build` needs from a model (`llamactypes.Model` has it)."""
+
+    chat_template: str | None
+    chat_templates: dict[str, str]
+    metadata: dict[str, Any]
+    bos: int | None
+    eos: int | None
+
+    def token_piece(self, token: int, special: bool = True) -> bytes: ...
+
+    def tokenize(self, text: str, add_special: bool = False, parse_special: bool = True) -> list[int]: ...
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(source: str | None, bos: str, eos: str, name: str | None) -> tuple[ChatTemplate, TemplateCaps]:
+    """Templates are compiled and probed once per (source, special tokens)."""
+    template = ChatTemplate(source, bos_token=bos, eos_token=eos, name=name)
+    return template, probe_caps(template)
+
+
+def _piece(model: ChatModel, token: int | None) -> str:
+    if token is None:
+        return ""
+    return model.token_piece(token, special=True).decode("utf-8", errors="replace")
+
+
+def template_for(model: ChatModel, with_tools: bool) -> tuple[ChatTemplate, TemplateCaps]:
+    """The model's template (its ``tool_use`` variant when tools are on) and its caps."""
+    variants = getattr(model, "chat_templates", None) or {}
+    name = None
+    source = model.chat_template
+    if with_tools and variants.get("tool_use"):
+        source, name = variants["tool_use"], "tool_use"
+    return _compiled(source or None, _piece(model, model.bos), _piece(model, model.eos), name)
+
+
+def _tool_choice(choice: Any, tools: list[dict[str, Any]]) -> str:
+    """``"none"``, ``"auto"``, ``"required"``, or the name of the one function to call."""
+    if choice is None:
+        choice = "auto"
+    if isinstance(choice, str):
+        if choice not in ("none", "auto", "required"):
+            raise InvalidRequestError(f"tool_choice must be none, auto or required, got {choice!r}", "tool_choice")
+        if choice == "required" and not tools:
+            raise InvalidRequestError("tool_choice is 'required' but no tools were given", "tool_choice")
+        return choice
+    if isinstance(choice, Mapping) and isinstance(choice.get("function"), Mapping):
+        name = choice["function"].get("name")
+        if name not in {t["function"]["name"] for t in tools}:
+            raise InvalidRequestError(f"tool_choice names an unknown function {name!r}", "tool_choice")
+        return str(name)
+    raise InvalidRequestError("tool_choice must be a string or {'type': 'function', ...}", "tool_choice")
+
+
+def _response_schema(response_format: Any) -> dict[str, Any] | None:
+    """The JSON Schema a ``response_format`` asks for, or None for plain text."""
+    if response_format is None:
+        return None
+    if not isinstance(response_format, Mapping):
+        raise InvalidRequestError("response_format must be an object", "response_format")
+    kind = response_format.get("type", "text")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        schema = response_format.get("schema")
+        return dict(schema) if isinstance(schema, Mapping) else {"type": "object"}
+    if kind == "json_schema":
+        spec = response_format.get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, Mapping) else None
+        if not isinstance(schema, Mapping):
+            raise InvalidRequestError("response_format json_schema needs a 'schema' object", "response_format")
+        return dict(schema)
+    raise InvalidRequestError(f"unsupported response_format type {kind!r}", "response_format")
+
+
+def _example_args(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """Placeholder arguments for a tool, to show the call syntax in instructions."""
+    samples = {"string": "...", "integer": 1, "number": 1.5, "boolean": True, "array": [], "object": {}}
+    props = schema.get("properties") or {}
+    return {k: samples.get(v.get("type") if isinstance(v, Mapping) else None, "...") for k, v in list(props.items())[:3]}
+
+
+def _tool_prompt(fmt: ChatFormat, tools: list[dict[str, Any]], caps: TemplateCaps) -> str:
+    """System-prompt text describing tools and call syntax, where the template does not."""
+    parts = []
+    if not caps.tools:
+        functions = json.dumps([t["function"] for t in tools], indent=2, ensure_ascii=False)
+        parts.append(f"You can call the following tools:\n{functions}")
+    if fmt is GENERIC or not caps.tools:
+        first = tools[0]["function"]
+        parts.append(fmt.tool_instructions(fmt.call_example(first["name"], _example_args(first["parameters"]))))
+    return "\n\n".join(parts)
+
+
+def _param_types(tools: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    types: dict[str, dict[str, str]] = {}
+    for tool in tools:
+        props = tool["function"]["parameters"].get("properties") or {}
+        types[tool["function"]["name"]] = {
+            k: v["type"] for k, v in props.items() if isinstance(v, Mapping) and isinstance(v.get("type"), str)
+        }
+    return types
+
+
+def _render_kwargs(enable_thinking: bool, template_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
+    now = datetime.now()
+    kwargs: dict[str, Any] = {
+        "enable_thinking": enable_thinking,
+        "date_string": now.strftime("%d %b %Y"),
+        "datetime": now.strftime("%b %d %Y"),
+    }
+    kwargs.update(template_kwargs or {})
+    return kwargs
+
+
+def chat_build(
+    model: ChatModel,
+    messages: Sequence[Mapping[str, Any]],
+    tools: Sequence[Mapping[str, Any]] | None = None,
+    *,
+    tool_choice: Any = "auto",
+    parallel_tool_calls: bool = True,
+    response_format: Mapping[str, Any] | None = None,
+    enable_thinking: bool = False,
+    add_generation_prompt: bool = True,
+    template_kwargs: Mapping[str, Any] | None = None,
+) -> ChatBuild:
+    """Render a chat request for `model` and say how to constrain and parse the output.
+
+    `model` needs ``chat_template``, ``chat_templates``, ``metadata``, ``bos``,
+    ``eos``, ``token_piece(id, special=True) -> bytes`` and
+    ``tokenize(text, add_special=False, parse_special=True) -> list[int]``.
+    `messages` and `tools` are OpenAI-style; `tool_choice` is ``"auto"``,
+    ``"none"``, ``"required"`` or ``{"type": "function", "function": {"name": ...}}``;
+    `response_format` is ``{"type": "json_object"}`` or ``{"type": "json_schema",
+    "json_schema": {"schema": ...}}``; `template_kwargs` become template variables.
+    Raises `InvalidRequestError` for bad input and `ChatTemplateError` when the
+    template fails.
+    """
+    normalized = normalize_messages(messages)
+    tool_list = normalize_tools(tools)
+    choice = _tool_choice(tool_choice, tool_list)
+    active = tool_list if choice != "none" else []
+    callable_tools = [t for t in active if choice in ("auto", "required") or t["function"]["name"] == choice]
+    response_schema = _response_schema(response_format)
+    parallel = bool(parallel_tool_calls) and choice in ("auto", "required")
+
+    template, caps = template_for(model, bool(active))
+    fmt = detect_format(None if template.is_fallback else template.source)
+    thinking = fmt.supports_thinking(template.source)
+    if not getattr(fmt, "keeps_developer", False):
+        normalized = [{**m, "role": "system"} if m["role"] == "developer" else m for m in normalized]
+    system_extra = _tool_prompt(fmt, active, caps) if active else ""
+    adapted = adapt_messages(fmt.adapt_messages(normalized), caps, fmt.calls_text, system_extra=system_extra)
+    prompt = template.render(
+        adapted,
+        tools=active or None,
+        add_generation_prompt=add_generation_prompt,
+        **_render_kwargs(enable_thinking, template_kwargs),
+    )
+    bos = template.bos_token
+    if bos and prompt.startswith(bos) and model.metadata.get("tokenizer.ggml.add_bos_token", True):
+        prompt = prompt[len(bos) :]
+    forced_open = bool(thinking and fmt.think_tags and prompt.rstrip().endswith(fmt.think_tags[0]))
+
+    build = ChatBuild(
+        prompt=prompt,
+        format=fmt.id,
+        parser=ParserConfig(
+            tools=tuple(t["function"]["name"] for t in callable_tools),
+            param_types=_param_types(callable_tools),
+            reasoning=thinking,
+            thinking_forced_open=forced_open,
+            json_envelope=fmt is GENERIC and bool(callable_tools),
+            parallel_tool_calls=parallel,
+        ),
+        thinking_forced_open=forced_open,
+        additional_stops=list(fmt.additional_stops),
+        preserved_tokens=[m for m in fmt.special_markers if _single_token(model, m) is not None],
+    )
+    mode = "forced" if forced_open else ("optional" if thinking and enable_thinking and fmt.think_tags else "none")
+    _add_grammar(build, model, fmt, callable_tools, choice, parallel, response_schema, mode)
+    return build
+
+
+def _single_token(model: ChatModel, text: str) -> int | None:
+    """The token id if `text` is exactly one (special) token of the vocabulary."""
+    try:
+        ids = model.tokenize(text, add_special=False, parse_special=True)
+    except Exception:  # a tokenizer that refuses the text simply has no such token
+        return None
+    return ids[0] if len(ids) == 1 else None
+
+
+def _add_grammar(
+    build: ChatBuild,
+    model: ChatModel,
+    fmt: ChatFormat,
+    tools: list[dict[str, Any]],
+    choice: str,
+    parallel: bool,
+    response_schema: dict[str, Any] | None,
+    mode: str,
+) -> None:
+    """Fill the grammar and trigger fields of `build` (see the module docstring)."""
+    if not tools and response_schema is None:
+        return
+    builder = GrammarBuilder()
+    required = choice != "auto"
+    if not tools:
+        root = builder.schema(response_schema or {}, "response")
+    elif fmt is GENERIC:
+        schema = envelope_schema(tools, parallel=parallel, required=required, response=response_schema)
+        root = builder.schema(schema, "answer")
+    else:
+        root = fmt.grammar_root(builder, tools, parallel)
+        if not required and response_schema is None:
+            build.grammar = builder.build(root)
+            build.grammar_lazy = True
+            build.trigger_patterns = _wrap_patterns(fmt, fmt.trigger_regexes(), mode)
+            marker = fmt.start_markers[0] if fmt.start_markers else None
+            token = _single_token(model, marker) if marker else None
+            build.trigger_tokens = [token] if token is not None and mode == "none" else []
+            return
+        if response_schema is not None and not required:
+            root = f"{root} | {builder.schema(response_schema, 'response')}"
+    if mode == "none":
+        build.grammar = builder.build(root)
+        return
+    # The model thinks first: constrain only what follows the thinking block.
+    build.grammar = builder.build(f"{builder.ws()} ( {root} )")
+    build.grammar_lazy = True
+    open_tag, close_tag = (re.escape(t) for t in fmt.think_tags or ("", ""))
+    start = "^[\\s\\S]*?" if mode == "forced" else f"^\\s*{open_tag}[\\s\\S]*?"
+    build.trigger_patterns = [f"{start}{close_tag}(\\s*)"]
+
+
+def _wrap_patterns(fmt: ChatFormat, patterns: list[str], mode: str) -> list[str]:
+    """Make call-marker patterns fire only after the thinking block, when there is one."""
+    if mode == "none" or fmt.think_tags is None:
+        return patterns
+    open_tag, close_tag = (re.escape(t) for t in fmt.think_tags)
+    out = []
+    for pattern in patterns:
+        body = pattern[1:] if pattern.startswith("^") else "[\\s\\S]*?" + pattern
+        if mode == "forced":
+            out.append(f"^[\\s\\S]*?{close_tag}{body}")
+        else:
+            out.append(f"^(?!\\s*{open_tag}){body}")
+            out.append(f"^\\s*{open_tag}[\\s\\S]*?{close_tag}{body}")
+    return out
