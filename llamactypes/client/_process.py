@@ -94,14 +94,15 @@ def _stop(proc: subprocess.Popen[bytes], grace: float) -> int | None:
         return None
 
 
-def _read_output(proc: subprocess.Popen[bytes], lines: collections.deque[str], echo: bool) -> None:
+def _read_output(proc: subprocess.Popen[bytes], lines: collections.deque[str], echo: bool | str) -> None:
     """Keep the server's last output lines (and echo them to stderr or the debug log)."""
     assert proc.stdout is not None
+    prefix = echo if isinstance(echo, str) else ""
     for raw in iter(proc.stdout.readline, b""):
         line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
         lines.append(line)
-        if echo:
-            print(line, file=sys.stderr, flush=True)
+        if echo is not False:
+            print(prefix + line, file=sys.stderr, flush=True)
         else:
             log.debug("server %d: %s", proc.pid, line)
     proc.stdout.close()
@@ -111,11 +112,14 @@ class ServerProcess:
     """Runs `argv`, serving on `url`; ready once ``{url}/health`` answers 200.
 
     Raises `ServerStartError` (with the last lines of the server's output) when the
-    process exits before it is ready or `timeout` seconds pass.
+    process exits before it is ready or `timeout` seconds pass. With ``wait=False`` the
+    constructor returns at once and `wait_ready` does the waiting (to start several in
+    parallel). `echo` copies the server's output to stderr (a str: with that prefix).
     """
 
     def __init__(self, argv: Sequence[str], url: str, timeout: float = 180.0, env: dict[str, str] | None = None,
-                 cwd: str | os.PathLike[str] | None = None, echo: bool = False, grace: float = 10.0) -> None:
+                 cwd: str | os.PathLike[str] | None = None, echo: bool | str = False, grace: float = 10.0,
+                 wait: bool = True) -> None:
         self.argv = list(argv)
         self.url = url.rstrip("/")
         self.grace = grace
@@ -129,11 +133,8 @@ class ServerProcess:
         self._reader = threading.Thread(target=_read_output, args=(self.proc, self._log, echo),
                                         name=f"server-log-{self.proc.pid}", daemon=True)
         self._reader.start()
-        try:
-            self._wait_ready(timeout)
-        except BaseException:
-            self.stop()
-            raise
+        if wait:
+            self.wait_ready(timeout)
 
     @property
     def pid(self) -> int:
@@ -165,7 +166,15 @@ class ServerProcess:
         state = "running" if self.running else f"exited {self.proc.returncode}"
         return f"<ServerProcess pid={self.pid} {self.url} {state}>"
 
-    def _wait_ready(self, timeout: float) -> None:
+    def wait_ready(self, timeout: float = 180.0) -> None:
+        """Poll ``/health`` until it answers 200; on failure stop the server and raise `ServerStartError`."""
+        try:
+            self._poll_health(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _poll_health(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         health = f"{self.url}/health"
         with requests.Session() as session:
@@ -188,7 +197,7 @@ class ServerProcess:
 
 
 def spawn_server(model_path: str | os.PathLike[str] | None, *, host: str = "127.0.0.1", port: int | None = None,
-                 n_ctx: int | None = None, timeout: float = 180.0, echo: bool = False,
+                 n_ctx: int | None = None, timeout: float = 180.0, echo: bool | str = False,
                  **server_opts: Any) -> ServerProcess:
     """Start ``python -m llamactypes.serve`` for `model_path` on `port` (a free one if None)."""
     if model_path is not None and not Path(model_path).is_file():

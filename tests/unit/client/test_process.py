@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -18,26 +17,9 @@ import pytest
 from llamactypes import ServerStartError
 from llamactypes.client import Chat, ServerProcess, free_port, serve_command
 from llamactypes.client import _process
+from tests.fixtures.processes import alive, wait_gone
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def alive(pid: int) -> bool:
-    """True while `pid` runs (a zombie nobody reaped counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def wait_gone(pid: int, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def fake_argv(*extra: str, port: int | None = None) -> tuple[list[str], str]:
