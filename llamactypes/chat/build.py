@@ -122,7 +122,7 @@ def _example_args(schema: Mapping[str, Any]) -> dict[str, Any]:
     return {k: samples.get(v.get("type") if isinstance(v, Mapping) else None, "...") for k, v in list(props.items())[:3]}
 
 
-def _tool_prompt(fmt: ChatFormat, tools: list[dict[str, Any]], caps: TemplateCaps) -> str:
+def _tool_prompt(fmt: ChatFormat, tools: list[dict[str, Any]], caps: TemplateCaps, parallel: bool) -> str:
     """System-prompt text describing tools and call syntax, where the template does not."""
     parts = []
     if not caps.tools:
@@ -130,7 +130,8 @@ def _tool_prompt(fmt: ChatFormat, tools: list[dict[str, Any]], caps: TemplateCap
         parts.append(f"You can call the following tools:\n{functions}")
     if fmt is GENERIC or not caps.tools:
         first = tools[0]["function"]
-        parts.append(fmt.tool_instructions(fmt.call_example(first["name"], _example_args(first["parameters"]))))
+        example = fmt.call_example(first["name"], _example_args(first["parameters"]))
+        parts.append(fmt.tool_instructions(example, parallel=parallel))
     return "\n\n".join(parts)
 
 
@@ -192,7 +193,7 @@ def chat_build(
     thinking = fmt.supports_thinking(template.source)
     if not getattr(fmt, "keeps_developer", False):
         normalized = [{**m, "role": "system"} if m["role"] == "developer" else m for m in normalized]
-    system_extra = _tool_prompt(fmt, active, caps) if active else ""
+    system_extra = _tool_prompt(fmt, active, caps, parallel) if active else ""
     adapted = adapt_messages(fmt.adapt_messages(normalized), caps, fmt.calls_text, system_extra=system_extra)
     prompt = template.render(
         adapted,

@@ -31,6 +31,7 @@ from typing import Any
 import jinja2
 import jinja2.ext
 from jinja2 import nodes
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from llamactypes.errors import ChatTemplateError
@@ -113,6 +114,10 @@ class _Environment(SandboxedEnvironment):
     """Sandbox that also bounds `*` repetition and `**` so templates cannot exhaust memory."""
 
     intercepted_binops = frozenset({"*", "**"})
+
+    def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
+        # Fail loudly: a template probing internals is broken or hostile, not merely sloppy.
+        raise SecurityError(f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe")
 
     def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:
         if operator_name == "**":
@@ -263,7 +268,7 @@ class ChatTemplate:
             raise ChatTemplateError(str(exc), line=_template_line(exc), name=self.name) from exc
         except jinja2.TemplateError as exc:
             raise ChatTemplateError(str(exc), line=_template_line(exc), name=self.name) from exc
-        except (TypeError, ValueError, KeyError, AttributeError, IndexError, ZeroDivisionError) as exc:
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError, ZeroDivisionError, OverflowError) as exc:
             message = f"{type(exc).__name__}: {exc}"
             raise ChatTemplateError(message, line=_template_line(exc), name=self.name) from exc
         except RecursionError as exc:

@@ -28,9 +28,15 @@ def call_schema(
     name_key: str = "name",
     args_key: str = "arguments",
     extra: dict[str, Any] | None = None,
+    leading: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """JSON Schema of one call object ``{"name": <const>, "arguments": <parameters>}``."""
-    properties: dict[str, Any] = {name_key: {"const": name}, args_key: parameters}
+    """JSON Schema of one call object ``{"name": <const>, "arguments": <parameters>}``.
+
+    `leading` properties come before the name, `extra` ones after the arguments
+    (the converter keeps this order, and models expect their dialect's order).
+    """
+    properties: dict[str, Any] = dict(leading or {})
+    properties.update({name_key: {"const": name}, args_key: parameters})
     properties.update(extra or {})
     return {"type": "object", "properties": properties, "required": list(properties)}
 

@@ -268,7 +268,7 @@ class ChatFormat:
         items = [{"name": c["function"]["name"], "arguments": c["function"]["arguments"]} for c in calls]
         return "\n".join(json.dumps(item, ensure_ascii=False) for item in items)
 
-    def tool_instructions(self, example: str) -> str:
+    def tool_instructions(self, example: str, parallel: bool = False) -> str:
         """Instructions for writing a call, for templates that do not describe tools."""
         return f"To call a tool, reply with:\n{example}"
 

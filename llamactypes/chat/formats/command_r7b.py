@@ -57,7 +57,7 @@ class CommandR7BFormat(ChatFormat):
                 t["function"]["parameters"],
                 name_key="tool_name",
                 args_key="parameters",
-                extra={"tool_call_id": id_schema},
+                leading={"tool_call_id": id_schema},
             )
             for t in tools
         ]

@@ -32,14 +32,14 @@ def envelope_schema(
     """JSON Schema of the generic answer: a tool call (or several), or a response."""
     calls = [call_schema(t["function"]["name"], t["function"]["parameters"]) for t in tools]
     one_call: dict[str, Any] = calls[0] if len(calls) == 1 else {"anyOf": calls}
+    tool_part: dict[str, Any] = {"type": "object", "properties": {"tool_call": one_call}, "required": ["tool_call"]}
     if parallel:
-        tool_part = {
+        several = {
             "type": "object",
             "properties": {"tool_calls": {"type": "array", "items": one_call, "minItems": 1}},
             "required": ["tool_calls"],
         }
-    else:
-        tool_part = {"type": "object", "properties": {"tool_call": one_call}, "required": ["tool_call"]}
+        tool_part = {"anyOf": [tool_part, several]}
     if required:
         return tool_part
     response_part = {
@@ -64,9 +64,10 @@ class GenericFormat(ChatFormat):
             return json.dumps({"tool_call": items[0]}, ensure_ascii=False)
         return json.dumps({"tool_calls": items}, ensure_ascii=False)
 
-    def tool_instructions(self, example: str) -> str:
+    def tool_instructions(self, example: str, parallel: bool = False) -> str:
+        several = "; `tool_calls` with a list of them calls several at once" if parallel else ""
         return (
-            "Respond in JSON format, either with `tool_call` (a request to call tools) or with "
+            f"Respond in JSON format, either with `tool_call` (a request to call a tool{several}) or with "
             "`response` (a reply to the user's request), for example:\n"
             f"{example}\nor\n"
             '{"response": "..."}'

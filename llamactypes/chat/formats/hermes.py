@@ -41,7 +41,7 @@ class HermesFormat(ChatFormat):
             for c in calls
         )
 
-    def tool_instructions(self, example: str) -> str:
+    def tool_instructions(self, example: str, parallel: bool = False) -> str:
         return (
             "For each function call, return a json object with function name and arguments "
             f"within {OPEN}{CLOSE} XML tags:\n{example}"

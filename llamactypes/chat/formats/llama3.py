@@ -45,7 +45,7 @@ class Llama3Format(ChatFormat):
             for c in calls
         )
 
-    def tool_instructions(self, example: str) -> str:
+    def tool_instructions(self, example: str, parallel: bool = False) -> str:
         return (
             "To call a function, respond only with a JSON object of the form "
             f'{{"name": function name, "parameters": dictionary of argument name and its value}}, e.g.:\n{example}'

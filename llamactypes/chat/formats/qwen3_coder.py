@@ -31,6 +31,7 @@ __all__ = ["Qwen3CoderFormat"]
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
 FUNC, FUNC_END = "<function=", "</function>"
 PARAM, PARAM_END = "<parameter=", "</parameter>"
+NL = "\n"
 _NAME = re.compile(r"[^>\n<]*")
 
 
@@ -68,11 +69,11 @@ class Qwen3CoderFormat(ChatFormat):
             out.append(f"{OPEN}\n{FUNC}{c['function']['name']}>\n{params}{FUNC_END}\n{CLOSE}")
         return "\n".join(out)
 
-    def tool_instructions(self, example: str) -> str:
+    def tool_instructions(self, example: str, parallel: bool = False) -> str:
         return f"To call a function, reply in this exact format:\n{example}"
 
     def grammar_root(self, builder: GrammarBuilder, tools: Sequence[dict[str, Any]], parallel: bool) -> str:
-        text_value = builder.until("fmt-xml-text", "\n" + PARAM_END)
+        text_value = builder.until("fmt-xml-text", NL + PARAM_END)
         calls = []
         for i, tool in enumerate(tools):
             fn = tool["function"]
@@ -84,10 +85,11 @@ class Qwen3CoderFormat(ChatFormat):
                     value = text_value
                 else:
                     value = builder.schema(pschema if isinstance(pschema, dict) else {}, f"tool-{i}-p{j}")
-                part = f"{literal(PARAM + pname + chr(10))} {value} {literal(chr(10) + PARAM_END + chr(10))}"
+                head, tail = literal(f"{PARAM}{pname}>\n"), literal(f"\n{PARAM_END}\n")
+                part = f"{head} {value} {tail}"
                 parts.append(part if pname in required else f"( {part} )?")
             body = " ".join(parts) if parts else '""'
-            calls.append(f"{literal(FUNC + fn['name'] + '>' + chr(10))} {body} {literal(FUNC_END)}")
+            calls.append(f"{literal(FUNC + fn['name'] + '>' + NL)} {body} {literal(FUNC_END)}")
         call = builder.alternatives("fmt-function", calls)
         ws = builder.ws()
         block = builder.rule("fmt-block", f"{literal(OPEN)} {ws} {call} {ws} {literal(CLOSE)}")
