@@ -12,8 +12,13 @@ each module documents where and why we deliberately differ.
 
 from __future__ import annotations
 
+from .matcher import CompiledGrammar, GrammarMatcher
 from .parser import Grammar
+from .vocab import TokenVocab
 
 __all__ = [
     "Grammar",
+    "CompiledGrammar",
+    "GrammarMatcher",
+    "TokenVocab",
 ]
