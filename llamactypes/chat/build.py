@@ -119,7 +119,10 @@ def _example_args(schema: Mapping[str, Any]) -> dict[str, Any]:
     """Placeholder arguments for a tool, to show the call syntax in instructions."""
     samples = {"string": "...", "integer": 1, "number": 1.5, "boolean": True, "array": [], "object": {}}
     props = schema.get("properties") or {}
-    return {k: samples.get(v.get("type") if isinstance(v, Mapping) else None, "...") for k, v in list(props.items())[:3]}
+    return {
+        key: samples.get(prop.get("type") if isinstance(prop, Mapping) else None, "...")
+        for key, prop in list(props.items())[:3]
+    }
 
 
 def _tool_prompt(fmt: ChatFormat, tools: list[dict[str, Any]], caps: TemplateCaps, parallel: bool) -> str:
@@ -191,9 +194,9 @@ def chat_build(
     template, caps = template_for(model, bool(active))
     fmt = detect_format(None if template.is_fallback else template.source)
     thinking = fmt.supports_thinking(template.source)
-    if not getattr(fmt, "keeps_developer", False):
-        normalized = [{**m, "role": "system"} if m["role"] == "developer" else m for m in normalized]
     system_extra = _tool_prompt(fmt, active, caps, parallel) if active else ""
+    if not fmt.keeps_developer:
+        normalized = [{**m, "role": "system"} if m["role"] == "developer" else m for m in normalized]
     adapted = adapt_messages(fmt.adapt_messages(normalized), caps, fmt.calls_text, system_extra=system_extra)
     prompt = template.render(
         adapted,
@@ -201,9 +204,7 @@ def chat_build(
         add_generation_prompt=add_generation_prompt,
         **_render_kwargs(enable_thinking, template_kwargs),
     )
-    bos = template.bos_token
-    if bos and prompt.startswith(bos) and model.metadata.get("tokenizer.ggml.add_bos_token", True):
-        prompt = prompt[len(bos) :]
+    prompt = _drop_bos(prompt, template.bos_token, model)
     forced_open = bool(thinking and fmt.think_tags and prompt.rstrip().endswith(fmt.think_tags[0]))
 
     build = ChatBuild(
@@ -224,6 +225,13 @@ def chat_build(
     mode = "forced" if forced_open else ("optional" if thinking and enable_thinking and fmt.think_tags else "none")
     _add_grammar(build, model, fmt, callable_tools, choice, parallel, response_schema, mode)
     return build
+
+
+def _drop_bos(prompt: str, bos: str, model: ChatModel) -> str:
+    """The prompt without a leading BOS text when the tokenizer adds BOS itself (no double BOS)."""
+    if bos and prompt.startswith(bos) and model.metadata.get("tokenizer.ggml.add_bos_token", True):
+        return prompt[len(bos) :]
+    return prompt
 
 
 def _single_token(model: ChatModel, text: str) -> int | None:
@@ -252,6 +260,11 @@ def _add_grammar(
     required = choice != "auto"
     if not tools:
         root = builder.schema(response_schema or {}, "response")
+        if fmt.content_trigger:  # the answer starts after a channel header, not at once
+            build.grammar = builder.build(root)
+            build.grammar_lazy = True
+            build.trigger_patterns = [fmt.content_trigger]
+            return
     elif fmt is GENERIC:
         schema = envelope_schema(tools, parallel=parallel, required=required, response=response_schema)
         root = builder.schema(schema, "answer")
@@ -261,9 +274,11 @@ def _add_grammar(
             build.grammar = builder.build(root)
             build.grammar_lazy = True
             build.trigger_patterns = _wrap_patterns(fmt, fmt.trigger_regexes(), mode)
-            marker = fmt.start_markers[0] if fmt.start_markers else None
-            token = _single_token(model, marker) if marker else None
-            build.trigger_tokens = [token] if token is not None and mode == "none" else []
+            marker = fmt.start_markers[0] if fmt.start_markers and mode == "none" else None
+            if marker:  # plain markers can fire inside a thinking block: only without one
+                build.trigger_words = [marker]
+                token = _single_token(model, marker)
+                build.trigger_tokens = [token] if token is not None else []
             return
         if response_schema is not None and not required:
             root = f"{root} | {builder.schema(response_schema, 'response')}"

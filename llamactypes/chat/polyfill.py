@@ -27,7 +27,12 @@ from llamactypes.errors import ChatTemplateError
 
 __all__ = ["TemplateCaps", "adapt_messages", "probe_caps"]
 
-_SYS, _RESULT, _TOOL, _CALL, _CALL2 = "<<sys-probe>>", "<<result-probe>>", "probe_tool_fn", "probe_call_fn", "probe_call_gn"
+_SYS, _RESULT = "<<sys-probe>>", "<<result-probe>>"
+_TOOL, _CALL, _CALL2 = "probe_tool_fn", "probe_call_fn", "probe_call_gn"
+_PROBE_TOOL = {
+    "type": "function",
+    "function": {"name": _TOOL, "description": "probe", "parameters": {"type": "object", "properties": {}}},
+}
 
 
 @dataclass(frozen=True)
@@ -61,8 +66,7 @@ def probe_caps(template: ChatTemplate) -> TemplateCaps:
     user = {"role": "user", "content": "hi"}
     out = _renders(template, [{"role": "system", "content": _SYS}, user])
     system_role = out is not None and _SYS in out
-    tool = {"type": "function", "function": {"name": _TOOL, "description": "probe", "parameters": {"type": "object", "properties": {}}}}
-    out = _renders(template, [user], tools=[tool])
+    out = _renders(template, [user], tools=[_PROBE_TOOL])
     tools = out is not None and _TOOL in out
     caller = {"role": "assistant", "content": "", "tool_calls": [_call(_CALL, "aaaaaaaa1")]}
     out = _renders(template, [user, caller])
@@ -74,7 +78,8 @@ def probe_caps(template: ChatTemplate) -> TemplateCaps:
     tool_responses = out is not None and _RESULT in out
     parallel = False
     if tool_calls:
-        two = {"role": "assistant", "content": "", "tool_calls": [_call(_CALL, "aaaaaaaa1"), _call(_CALL2, "aaaaaaaa2")]}
+        calls = [_call(_CALL, "aaaaaaaa1"), _call(_CALL2, "aaaaaaaa2")]
+        two = {"role": "assistant", "content": "", "tool_calls": calls}
         out = _renders(template, [user, two])
         parallel = out is not None and _CALL in out and _CALL2 in out
     caps = TemplateCaps(system_role, tools, tool_calls, tool_responses, parallel)

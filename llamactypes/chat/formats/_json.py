@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import enum
 import json
+import re
+from json.decoder import JSONDecodeError, scanstring
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,34 +46,37 @@ def skip_ws(text: str, pos: int) -> int:
     return pos
 
 
+_PARTIAL_ESCAPE = re.compile(r"\\(?:u[0-9a-fA-F]{0,3})?$")
+_HIGH_SURROGATE = re.compile(r"\\u[dD][89abAB][0-9a-fA-F]{2}$")
+_TAIL_UNICODE = re.compile(r"\\u[0-9a-fA-F]{0,4}(?:\\(?:u[0-9a-fA-F]{0,4})?)?")
+
+
+def _open_body(text: str, pos: int) -> str:
+    """The content of an unclosed string, minus an escape (or half a surrogate pair) cut off at the end."""
+    body = text[pos + 1 :]
+    for tail_re in (_PARTIAL_ESCAPE, _HIGH_SURROGATE):
+        base = max(0, len(body) - 8)  # the tail patterns are at most 6 characters: search only there
+        tail = tail_re.search(body, base)
+        if tail and _escaped_at(body, tail.start()):
+            body = body[: tail.start()]
+    return body
+
+
 def _scan_string(text: str, pos: int) -> tuple[Scan, int]:
-    """Scan a string starting at the opening quote `text[pos]`."""
-    n = len(text)
-    i = pos + 1
-    while i < n:
-        c = text[i]
-        if c == '"':
-            return Scan.OK, i + 1
-        if c == "\\":
-            if i + 1 >= n:
-                return Scan.PARTIAL, n
-            e = text[i + 1]
-            if e == "u":
-                digits = text[i + 2 : i + 6]
-                if any(d not in "0123456789abcdefABCDEF" for d in digits):
-                    return Scan.BAD, i
-                if len(digits) < 4:
-                    return Scan.PARTIAL, n
-                i += 6
-                continue
-            if e not in '"\\/bfnrt':
-                return Scan.BAD, i
-            i += 2
-            continue
-        if c < " ":
-            return Scan.BAD, i
-        i += 1
-    return Scan.PARTIAL, n
+    """Scan a string starting at the opening quote `text[pos]`.
+
+    `json.decoder.scanstring` does the work in C: these strings can be long
+    (code in tool arguments) and a stream rescans them after every token.
+    """
+    try:
+        return Scan.OK, scanstring(text, pos + 1, True)[1]
+    except JSONDecodeError as exc:
+        if exc.msg.startswith("Unterminated string"):
+            return Scan.PARTIAL, len(text)
+        # A \uXXXX escape (pair) at the very end is reported invalid: it may still be completed.
+        if exc.msg.startswith("Invalid \\uXXXX") and _TAIL_UNICODE.fullmatch(text, exc.pos - 1):
+            return Scan.PARTIAL, len(text)
+        return Scan.BAD, exc.pos
 
 
 def _scan_number(text: str, pos: int) -> tuple[Scan, int]:
@@ -264,51 +269,23 @@ def scan_object(text: str, pos: int) -> ObjectScan:
             return result
 
 
-_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
-
-
 def decode_string_prefix(text: str, pos: int) -> tuple[str, bool]:
     """Decode the JSON string opening at `text[pos]`, as far as the text goes.
 
-    Returns ``(decoded, closed)``. An escape sequence cut off at the end is left
-    out, so the decoded prefix only ever grows as text arrives.
+    Returns ``(decoded, closed)``. An escape sequence cut off at the end (or the
+    first half of a surrogate pair) is left out, so the decoded prefix only ever
+    grows as text arrives. The string must have scanned as OK or PARTIAL.
     """
-    out: list[str] = []
-    n = len(text)
-    i = pos + 1
-    while i < n:
-        c = text[i]
-        if c == '"':
-            return "".join(out), True
-        if c != "\\":
-            out.append(c)
-            i += 1
-            continue
-        if i + 1 >= n:
-            break
-        e = text[i + 1]
-        if e != "u":
-            out.append(_ESCAPES.get(e, e))
-            i += 2
-            continue
-        if i + 6 > n:
-            break
-        code = _hex(text[i + 2 : i + 6])
-        if 0xD800 <= code < 0xDC00:
-            if i + 12 > n:
-                break
-            low = _hex(text[i + 8 : i + 12]) if text[i + 6 : i + 8] == "\\u" else 0
-            if 0xDC00 <= low < 0xE000:
-                out.append(chr(0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)))
-                i += 12
-                continue
-        out.append(chr(code))
-        i += 6
-    return "".join(out), False
-
-
-def _hex(digits: str) -> int:
     try:
-        return int(digits, 16)
-    except ValueError:
-        return 0xFFFD
+        return scanstring(text, pos + 1, True)[0], True
+    except JSONDecodeError:
+        return json.loads('"' + _open_body(text, pos) + '"'), False
+
+
+def _escaped_at(body: str, i: int) -> bool:
+    """Whether the backslash at `body[i]` starts an escape (is not itself escaped)."""
+    k = i
+    while k > 0 and body[k - 1] == "\\":
+        k -= 1
+    return (i - k) % 2 == 0
+

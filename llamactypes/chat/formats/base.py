@@ -245,6 +245,11 @@ class ChatFormat:
     #: Marker texts that are special tokens in this family's vocabulary.
     special_markers: ClassVar[tuple[str, ...]] = ()
     additional_stops: ClassVar[tuple[str, ...]] = ()
+    #: The dialect knows the "developer" role (others get it as "system").
+    keeps_developer: ClassVar[bool] = False
+    #: Regex whose (empty) group marks where plain content starts, for dialects whose
+    #: content follows a header (a JSON ``response_format`` grammar starts there); None: at once.
+    content_trigger: ClassVar[str | None] = None
 
     # -- detection and prompt ------------------------------------------------
     def detect(self, source: str) -> bool:

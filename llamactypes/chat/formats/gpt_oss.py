@@ -1,7 +1,7 @@
 """GPT-OSS "harmony": the reply is a sequence of channel messages.
 
     <|channel|>analysis<|message|>reasoning<|end|>
-    <|start|>assistant<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{"city": "Paris"}<|call|>
+    <|start|>assistant<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{"city": "P"}<|call|>
     <|start|>assistant<|channel|>final<|message|>the answer
 
 The ``analysis`` channel is reasoning; a message addressed ``to=functions.NAME``
@@ -39,6 +39,7 @@ class GptOssFormat(ChatFormat):
     special_markers = (START, CHANNEL, MESSAGE, END, CALL, RETURN, CONSTRAIN)
     additional_stops = (CALL,)
     keeps_developer = True
+    content_trigger = r"<\|channel\|>final(?: ?<\|constrain\|>json)?<\|message\|>()"
 
     def detect(self, source: str) -> bool:
         # LLM-jp's harmony variant spaces its tokens differently: left to the generic format.

@@ -52,7 +52,9 @@ class Llama3Format(ChatFormat):
         )
 
     def grammar_root(self, builder: GrammarBuilder, tools: Sequence[dict[str, Any]], parallel: bool) -> str:
-        schemas = [call_schema(t["function"]["name"], t["function"]["parameters"], args_key="parameters") for t in tools]
+        schemas = [
+            call_schema(t["function"]["name"], t["function"]["parameters"], args_key="parameters") for t in tools
+        ]
         call = builder.schema({"anyOf": schemas}, "tool-call")
         ws = builder.ws()
         first = f"( {literal(PYTHON_TAG)} )? {call}"

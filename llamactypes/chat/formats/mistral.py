@@ -104,7 +104,9 @@ class MistralNemoFormat(_MistralBase):
         return TOOL_CALLS + json.dumps(items, ensure_ascii=False)
 
     def grammar_root(self, builder: GrammarBuilder, tools: Sequence[dict[str, Any]], parallel: bool) -> str:
-        calls = [call_schema(t["function"]["name"], t["function"]["parameters"], extra={"id": _ID_SCHEMA}) for t in tools]
+        calls = [
+            call_schema(t["function"]["name"], t["function"]["parameters"], extra={"id": _ID_SCHEMA}) for t in tools
+        ]
         schema: dict[str, Any] = {"type": "array", "items": {"anyOf": calls}, "minItems": 1}
         if not parallel:
             schema["maxItems"] = 1

@@ -89,6 +89,7 @@ def test_tool_choice_modes(make_model: Callable[..., FakeModel]) -> None:
     auto = chat_build(model, USER, TOOLS)
     assert auto.grammar and auto.grammar_lazy and auto.trigger_patterns
     assert auto.trigger_tokens == [model.specials.index("<tool_call>")]
+    assert auto.trigger_words == ["<tool_call>"]
     assert "<tool_call>" in auto.preserved_tokens
 
     required = chat_build(model, USER, TOOLS, tool_choice="required")
@@ -179,6 +180,16 @@ def test_eager_grammar_waits_for_the_end_of_thinking(make_model: Callable[..., F
     start = grammar_start(build, out)
     assert start == out.index("</think>") + len("</think>")
     assert Grammar.from_gbnf(build.grammar).accepts(out[start:])
+
+
+def test_harmony_response_format_starts_after_the_final_header(make_model: Callable[..., FakeModel]) -> None:
+    build = chat_build(make_model("openai-gpt-oss-120b"), USER, response_format={"type": "json_object"})
+    out = '<|channel|>analysis<|message|>think<|end|><|start|>assistant<|channel|>final<|message|>{"a": 1}'
+    start = grammar_start(build, out)
+    assert build.grammar_lazy and start is not None and out[start:] == '{"a": 1}'
+    assert Grammar.from_gbnf(build.grammar).accepts(out[start:])
+    message = chat_parse(out, build.format, build.parser)
+    assert (message.reasoning, message.content) == ("think", '{"a": 1}')
 
 
 def test_harmony_stops_at_call(make_model: Callable[..., FakeModel]) -> None:
