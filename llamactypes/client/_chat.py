@@ -47,7 +47,8 @@ class Chat:
 
     `chat` and `stream` keep the history (`messages`, `system_prompt` first). Registered tools
     (`register_tool`) are called when the model asks for them and their results sent back,
-    for at most `max_tool_rounds` rounds. Sampling options (``max_tokens``, ``temperature``,
+    for at most `max_tool_rounds` rounds (a forcing ``tool_choice`` — ``"required"`` or a
+    named function — applies to the first round; later rounds let the model answer). Sampling options (``max_tokens``, ``temperature``,
     ``top_p``, ``seed``, ``stop``, …) go per call, over the defaults in `options`.
     Server errors raise `ServerError` with the server's message.
     """
@@ -219,7 +220,7 @@ class Chat:
         tool_names = options.pop("tools", None)
         text = ""
         for round_no in range(self.max_tool_rounds + 1):
-            body = self._body(options, tool_names, last_round=round_no == self.max_tool_rounds)
+            body = self._body(options, tool_names, round_no)
             fold = _Fold()
             try:
                 yield from self._round(body, fold, stream)
@@ -253,15 +254,19 @@ class Chat:
         finally:
             events.close()  # closes the connection at once: the server stops generating
 
-    def _body(self, options: dict[str, Any], tool_names: Any, last_round: bool) -> dict[str, Any]:
+    def _body(self, options: dict[str, Any], tool_names: Any, round_no: int) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.model, "messages": self._messages}
         body.update({k: v for k, v in {**self.options, **options}.items() if v is not None})
         tools = [] if tool_names is False else [
             t.spec() for n, t in self.tools.items() if tool_names is None or n in tool_names]
         if tools:
             body["tools"] = tools
-            if last_round:
-                body["tool_choice"] = "none"
+            if round_no == self.max_tool_rounds:
+                body["tool_choice"] = "none"  # out of rounds: ask for text
+            elif round_no > 0 and body.get("tool_choice") not in (None, "auto", "none"):
+                body["tool_choice"] = "auto"  # a forced call ("required", a name) forces the first round only
+        else:
+            body.pop("tool_choice", None)
         return body
 
     def _interrupted(self, start: int, fold: _Fold) -> None:

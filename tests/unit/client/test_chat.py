@@ -99,9 +99,11 @@ def test_tool_round_trip(fake: FakeOpenAI, make_chat: MakeChat, streaming: bool)
     chat.on_tool_call = lambda name, args, result: seen.append((name, result))
     fake.add(tool_calls(("_add", '{"a": 2, "b": 40}'), ("_add", '{"a": 1, "b": 1}'), content="Let me add."),
              text("The sum is 42."))
-    reply = "".join(chat.stream("2+40?")) if streaming else chat.chat("2+40?")
+    ask = chat.stream if streaming else chat.chat
+    reply = "".join(ask("2+40?", tool_choice="required")) if streaming else ask("2+40?", tool_choice="required")
     assert reply == ("Let me add.The sum is 42." if streaming else "The sum is 42.")
     assert seen == [("_add", "42"), ("_add", "2")]
+    assert [r["tool_choice"] for r in fake.requests] == ["required", "auto"]  # forced once, then free
     tools = fake.requests[0]["tools"]
     assert tools[0]["function"]["name"] == "_add"
     assert tools[0]["function"]["parameters"]["required"] == ["a", "b"]
