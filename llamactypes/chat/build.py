@@ -220,8 +220,12 @@ def chat_build(
         ),
         thinking_forced_open=forced_open,
         additional_stops=list(fmt.additional_stops),
-        preserved_tokens=[m for m in fmt.special_markers if _single_token(model, m) is not None],
     )
+    for marker in dict.fromkeys(fmt.special_markers + (fmt.think_tags or ())):
+        token = _single_token(model, marker)
+        if token is not None:
+            build.preserved_tokens.append(marker)
+            build.preserved_token_ids.append(token)
     mode = "forced" if forced_open else ("optional" if thinking and enable_thinking and fmt.think_tags else "none")
     _add_grammar(build, model, fmt, callable_tools, choice, parallel, response_schema, mode)
     return build

@@ -110,7 +110,8 @@ class ChatBuild:
     a word in `trigger_words` appears, or a token in `trigger_tokens` is
     sampled. `additional_stops` are stop strings to add to the request;
     `preserved_tokens` are special-token texts the output must keep (format
-    markers). `parser` goes to `chat_parse`; `format` names the dialect;
+    markers, rendered rather than dropped when detokenizing) and
+    `preserved_token_ids` their ids (`Model.stream(preserved_tokens=...)`). `parser` goes to `chat_parse`; `format` names the dialect;
     `thinking_forced_open` is true when the prompt ends inside ``<think>``.
     """
 
@@ -123,5 +124,6 @@ class ChatBuild:
     trigger_tokens: list[int] = field(default_factory=list)
     additional_stops: list[str] = field(default_factory=list)
     preserved_tokens: list[str] = field(default_factory=list)
+    preserved_token_ids: list[int] = field(default_factory=list)
     parser: ParserConfig = field(default_factory=ParserConfig)
     thinking_forced_open: bool = False
