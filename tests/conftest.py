@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -48,7 +49,16 @@ def native_lock() -> Iterator[None]:
     """Hold the machine-wide llama.cpp lock for the rest of the session."""
     path = Path(os.environ.get("TMPDIR", "/tmp")) / "llamactypes-native.lock"
     with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+        deadline = time.monotonic() + 900
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"another process held {path} for 15 minutes (don't wrap pytest in flock: "
+                                "the test session takes this lock itself)")
+                time.sleep(0.5)
         yield
 
 

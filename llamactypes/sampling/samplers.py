@@ -169,7 +169,8 @@ class Sampler:
                 if len(allowed) == k:
                     return np.array(allowed, dtype=np.int64)
         masked = np.where(constraint.mask(), logits, _NEG_INF)
-        return self._top_k(masked, k)[: k]
+        best = self._top_k(masked, k)
+        return best[np.isfinite(masked[best])]
 
     def _nucleus(self, logits: np.ndarray) -> np.ndarray:
         """Without top-k: the top-p nucleus (then min-p), sorted, without sorting the vocabulary.

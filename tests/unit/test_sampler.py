@@ -52,7 +52,7 @@ def test_greedy_is_argmax() -> None:
     SamplingParams(temperature=0.7, top_k=0, top_p=0.9, min_p=0.0),
     SamplingParams(temperature=1.0, top_k=0, top_p=1.0, min_p=0.1),
 ])
-@pytest.mark.parametrize("density", [0.9, 0.3, 0.01])
+@pytest.mark.parametrize("density", [0.9, 0.3, 0.01, 0.001])
 def test_constrained_equals_masking_first(params: SamplingParams, density: float) -> None:
     """The fast path (check the chosen token, walk in logit order) gives exactly what a full mask gives."""
     for trial in range(15):
