@@ -74,8 +74,10 @@ def _scan_string(text: str, pos: int) -> tuple[Scan, int]:
         if exc.msg.startswith("Unterminated string"):
             return Scan.PARTIAL, len(text)
         # A \uXXXX escape (pair) at the very end is reported invalid: it may still be completed.
-        if exc.msg.startswith("Invalid \\uXXXX") and _TAIL_UNICODE.fullmatch(text, exc.pos - 1):
-            return Scan.PARTIAL, len(text)
+        if exc.msg.startswith("Invalid \\uXXXX"):
+            if _TAIL_UNICODE.fullmatch(text, exc.pos - 1):
+                return Scan.PARTIAL, len(text)
+            return Scan.BAD, exc.pos - 1  # json reports the "u"; the escape starts at the backslash
         return Scan.BAD, exc.pos
 
 

@@ -359,7 +359,10 @@ class ChatFormat:
                 logger.warning("chat output kept as content (%s): %s", self.id, block.reason)
             parts.append(text[idx:])
             break
-        result.content = self.clean_content("".join(parts))
+        content = "".join(parts)
+        if partial and self.hidden_markers:  # also after a failed block, which is kept raw
+            content = content[: len(content) - held_suffix(content, self.hidden_markers)]
+        result.content = self.clean_content(content)
 
     def clean_content(self, content: str) -> str:
         """Drop the dialect's hidden markers from content."""

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from llamactypes.chat.formats._grammar import GrammarBuilder, call_schema
-from llamactypes.chat.formats._json import Scan, decode_string_prefix, scan_object, skip_ws
+from llamactypes.chat.formats._json import Scan, decode_string_prefix, scan_object, scan_value, skip_ws
 from llamactypes.chat.formats.base import ChatFormat, ParseResult, call_from_object, logger, scan_call_array
 from llamactypes.chat.types import ParserConfig
 
@@ -135,14 +135,26 @@ class GenericFormat(ChatFormat):
     def _response(
         text: str, scan: Any, start: int, end: int | None, partial: bool, result: ParseResult
     ) -> str:
-        """Content from ``{"response": ...}``: a string decoded, any other value as JSON text."""
-        if scan.status is Scan.BAD:
-            return "invalid JSON"
+        """Content from ``{"response": ...}``: a string decoded, any other value as JSON text.
+
+        Text after the value is appended raw when the JSON breaks (and after a
+        complete object), so content already streamed is never taken back.
+        """
         if text[start] == '"':
-            result.content, _ = decode_string_prefix(text, start)
+            status, stop = scan_value(text, start)
+            if status is Scan.BAD:
+                result.content = decode_string_prefix(text[:stop], start)[0] + text[stop:]
+                rest = len(text)
+            else:
+                result.content, closed = decode_string_prefix(text, start)
+                rest = stop if closed else len(text)
         else:
-            result.content = text[start : end if end is not None else len(text)]
+            rest = end if end is not None else len(text)
+            result.content = text[start:rest]
         if scan.status is Scan.OK:
-            trailing = text[skip_ws(text, scan.end) :]
-            result.content += trailing
+            result.content += text[skip_ws(text, scan.end) :]
+        elif scan.status is Scan.BAD or rest < len(text) and not partial:
+            result.content += text[rest:]
+        if scan.status is Scan.BAD and not partial:
+            logger.warning("chat output kept as content (generic): invalid JSON after the response")
         return ""
