@@ -2,7 +2,7 @@
 """Chat with a GGUF model in the terminal (replies stream as they are generated).
 
     python examples/chat.py model.gguf                       # spawn a server, interactive prompt
-    python examples/chat.py model.gguf 8080 4096             # … on port 8080 with a 4096-token context
+    python examples/chat.py model.gguf 8080 4096             # … on port 8080 (0: any) with a 4096-token context
     python examples/chat.py model.gguf "Why is the sky blue?"   # one reply, then exit
     python examples/chat.py --url http://127.0.0.1:11434/v1  # talk to a running server instead
 
@@ -54,7 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         for name in ("port", "n_ctx"):
             if rest and rest[0].isdigit():
                 setattr(args, name, int(rest.pop(0)))
-        if args.port is not None and not 0 < args.port < 65536:
+        if args.port is not None and not 0 <= args.port < 65536:  # 0: any free port
             parser.error(f"port {args.port} is out of range")
     elif rest and rest[0].endswith(".gguf"):
         parser.error("give a model file or --url, not both")

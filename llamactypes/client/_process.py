@@ -199,10 +199,11 @@ class ServerProcess:
 def spawn_server(model_path: str | os.PathLike[str] | None, *, host: str = "127.0.0.1", port: int | None = None,
                  n_ctx: int | None = None, timeout: float = 180.0, echo: bool | str = False,
                  **server_opts: Any) -> ServerProcess:
-    """Start ``python -m llamactypes.serve`` for `model_path` on `port` (a free one if None)."""
+    """Start ``python -m llamactypes.serve`` for `model_path` on `port` (a free one if None or 0)."""
     if model_path is not None and not Path(model_path).is_file():
         raise FileNotFoundError(f"no model file at {model_path}")
     connect_host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+    port = port or None  # 0 means "any free port", as for the server itself
     for attempt in range(3):
         chosen = port if port is not None else free_port(connect_host)
         argv = serve_command(model_path, chosen, host=host, n_ctx=n_ctx, **server_opts)
