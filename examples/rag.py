@@ -14,7 +14,8 @@
    - tools (default): the model gets a `retrieve(query)` tool and decides what to look up;
    - manual (`--manual`): we retrieve for the question ourselves and put the chunks in the
      prompt. Models too small to call tools reliably (the 135M demo model) need this; in the
-     default mode a reply that never called the tool falls back to it automatically.
+     default mode a reply that never called the tool, or that ends in a tool call written as
+     text, falls back to it automatically (`--tools`: no fallback).
 """
 
 from __future__ import annotations
@@ -154,6 +155,11 @@ def format_hits(hits: Iterable[Hit]) -> str:
     return "\n\n".join(f"[{h.path}]\n{h.text}" for h in hits) or "(nothing found)"
 
 
+def _looks_like_a_call(text: str) -> bool:
+    """Small models sometimes write a tool call as text once tools are off: no usable answer."""
+    return not text or text.lstrip().startswith(("{", "[", "<tool_call>"))
+
+
 def answer(chat: Chat, index: Index, question: str, mode: str, k: int, max_tokens: int) -> str:
     """Print the answer as it streams; returns the mode actually used ("tools" or "manual")."""
     used: list[str] = []
@@ -169,14 +175,14 @@ def answer(chat: Chat, index: Index, question: str, mode: str, k: int, max_token
             return format_hits(index.search(query, k))
 
         chat.register_tool(retrieve)
+        chat.max_tool_rounds = 2  # look up twice at most, then answer
         chat.reset(SYSTEM_TOOLS)
-        pieces = []
-        for piece in chat.stream(question, max_tokens=max_tokens, temperature=0):
-            pieces.append(piece)
-        if used or mode == "tools":
-            print("".join(pieces).strip(), flush=True)
+        final = chat.chat(question, max_tokens=max_tokens, temperature=0).strip()
+        if mode == "tools" or (used and not _looks_like_a_call(final)):
+            print(final, flush=True)
             return "tools"
-        print("[the model did not call retrieve: retrieving manually]", file=sys.stderr, flush=True)
+        why = "answered with a tool call instead of text" if used else "did not call retrieve"
+        print(f"[the model {why}: retrieving manually]", file=sys.stderr, flush=True)
     hits = index.search(question, k)
     chat.tools.clear()
     chat.reset(SYSTEM_MANUAL)

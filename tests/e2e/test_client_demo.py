@@ -78,6 +78,25 @@ def test_terminal_chat_one_shot(demo_path: Path) -> None:
     assert child.exitstatus == 0
 
 
+def test_terminal_chat_interactive_ctrl_c_stops_only_the_reply(demo_path: Path) -> None:
+    child = pexpect.spawn(sys.executable, [str(ROOT / "examples" / "chat.py"), str(demo_path), "0", "2048",
+                                           "--max-tokens", "400", "--temperature", "0"],
+                          cwd=str(ROOT), encoding="utf-8", timeout=120, dimensions=(24, 200))
+    child.expect("> ")
+    child.sendline("Write a long story about a dragon who learns to cook.")
+    child.expect(r"\w+ \w+ \w+ \w+")  # the reply is streaming
+    child.sendintr()  # SIGINT to the terminal's foreground group: the chat, not the server
+    child.expect(r"\[stopped\]")
+    child.expect("> ")
+    child.sendline("What is the capital of France? Answer in one word.")
+    child.expect("Paris")  # the same server still answers
+    child.expect("> ")
+    child.sendline("")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
 def test_rag_example(demo_path: Path, tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()

@@ -123,3 +123,14 @@ def test_manual_fallback_when_no_tool_is_called(rag: ModuleType, docs: Path, tmp
     assert "sources: " + os.path.join("sub", "tax.rst") in out.out
     manual = app.requests[1]
     assert "tools" not in manual and "Context:\n[" + os.path.join("sub", "tax.rst") + "]" in manual["messages"][-1]["content"]
+
+
+def test_a_tool_call_written_as_text_falls_back_too(rag: ModuleType, docs: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    app = FakeOpenAI().add(tool_calls(("retrieve", '{"query": "tax"}')),
+                           text('{"tool_call": {"name": "retrieve"}}'), text("April."))
+    index = rag.Index(tmp_path / "i.sqlite", fake_embed, "m")
+    index.update(docs)
+    assert rag.answer(_chat(app), index, "When are taxes due?", "auto", 1, 64) == "manual"
+    out = capsys.readouterr()
+    assert "answered with a tool call instead of text" in out.err and "April." in out.out
