@@ -165,6 +165,12 @@ class Generation(Iterator[str]):
         except ValueError:  # running in another thread right now: it sees the flag within a token
             pass
 
+    def cancel(self) -> None:
+        """Ask the loop to stop, from any thread, without touching the iterator: the thread
+        iterating sees it end within a token (or between prompt batches) with
+        finish_reason "cancelled". Unlike `close()`, never races with a running `next()`."""
+        self._cancel.set()
+
     def read(self) -> str:
         """Run to the end and return the whole text."""
         for _ in self:

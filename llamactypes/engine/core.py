@@ -1,0 +1,345 @@
+"""`Engine`: one model, one worker thread, a FIFO of requests, events out.
+
+    engine = Engine(model, model_id="smollm2")
+    job = engine.chat(ChatRequest(messages=[{"role": "user", "content": "Hi"}], max_tokens=32))
+    for event in job.events(heartbeat=5.0):   # Heartbeat / Started / Delta / Finished
+        ...
+
+`chat()` renders and tokenizes the request in the caller's thread (so a bad
+request fails before any response is started, and the prompt size is known up
+front), then queues it; `BusyError` when the queue is full. The worker runs one
+job at a time in arrival order; the model's KV cache keeps the previous prompt,
+so a request that extends it decodes only the new suffix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+from ..chat.types import Delta, new_call_id
+from ..errors import ChatTemplateError, ClosedError, ContextOverflowError, InvalidRequestError
+from .job import Job
+from .scheduler import Scheduler
+from .types import ChatRequest, CompletionRequest, Embeddings, Finished, Started, Usage
+
+__all__ = ["Engine", "PreparedChat"]
+
+log = logging.getLogger("llamactypes.engine")
+
+
+@dataclass
+class PreparedChat:
+    """A chat request rendered for the model: prompt tokens, `Model.stream` options, parser."""
+
+    tokens: list[int]
+    options: dict[str, Any]
+    format: str
+    parser: Any
+    user_stops: tuple[str, ...]
+
+
+class Engine:
+    """Serves one `Model` to many callers, one generation at a time, in arrival order.
+
+    Args:
+        model: a loaded `Model` (the engine never closes it: its owner does).
+        model_id: the name clients see (default: the model's file stem).
+        max_waiting: requests allowed to wait behind the running one; more get `BusyError`.
+        enable_thinking: default for hybrid thinking models when a request does not say.
+        chat_build / stream_parser: the chat layer's functions (replaceable in tests).
+    """
+
+    def __init__(self, model: Any, *, model_id: str | None = None, max_waiting: int = 16,
+                 enable_thinking: bool = False, chat_build: Callable[..., Any] | None = None,
+                 stream_parser: Callable[..., Any] | None = None) -> None:
+        self.model = model
+        self.model_id = model_id or model.name
+        self.enable_thinking = enable_thinking
+        self._chat_build = chat_build
+        self._stream_parser = stream_parser
+        self._scheduler: Scheduler[Job] = Scheduler(max_waiting)
+        self._worker = threading.Thread(target=self._work, name="llamactypes-engine", daemon=True)
+        self._worker.start()
+
+    # ------------------------------------------------------------ lifecycle
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Refuse new requests, cancel the waiting and the running ones, stop the worker."""
+        for job in self._scheduler.close():
+            job.discard(ClosedError("the server is shutting down"))
+        running = self._running_job
+        if running is not None:
+            running.cancel()
+        self._worker.join(timeout)
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._scheduler.closed
+
+    _running_job: Job | None = None
+
+    def _work(self) -> None:
+        while True:
+            job = self._scheduler.take()
+            if job is None:
+                return
+            self._running_job = job
+            try:
+                job.execute()
+            finally:
+                self._running_job = None
+                self._scheduler.done(job)
+
+    def _submit(self, kind: str, run: Callable[[Job], None], n_prompt: int = 0) -> Job:
+        job = Job(kind, run, self._scheduler, n_prompt)
+        self._scheduler.submit(job)
+        return job
+
+    @property
+    def n_ctx(self) -> int:
+        return int(self.model.n_ctx)
+
+    @property
+    def queue_length(self) -> int:
+        """Requests waiting (not counting the running one)."""
+        return len(self._scheduler)
+
+    # ------------------------------------------------------------ chat
+
+    def _render(self, request: ChatRequest, messages: Sequence[Mapping[str, Any]]) -> Any:
+        build = self._chat_build
+        if build is None:
+            from ..chat import chat_build as build
+        thinking = self.enable_thinking if request.enable_thinking is None else request.enable_thinking
+        return build(self.model, list(messages), list(request.tools) if request.tools else None,
+                     tool_choice=request.tool_choice, parallel_tool_calls=request.parallel_tool_calls,
+                     response_format=dict(request.response_format) if request.response_format else None,
+                     enable_thinking=thinking,
+                     template_kwargs=dict(request.template_kwargs) if request.template_kwargs else None)
+
+    def render_chat(self, request: ChatRequest) -> Any:
+        """The chat layer's `ChatBuild` for a request. A `system` message in the middle of the
+        conversation that the template refuses is merged into the next user turn."""
+        try:
+            return self._render(request, request.messages)
+        except ChatTemplateError:
+            merged = merge_inner_system(request.messages)
+            if merged is None:
+                raise
+            log.info("the chat template refused a system message inside the conversation; "
+                     "merging it into the next user turn")
+            return self._render(request, merged)
+
+    def prepare_chat(self, request: ChatRequest) -> PreparedChat:
+        """Render and tokenize a chat request; raises for anything the model cannot serve."""
+        build = self.render_chat(request)
+        tokens = self.model.tokenize(build.prompt, add_special=True, parse_special=True)
+        if len(tokens) >= self.n_ctx:
+            raise ContextOverflowError(len(tokens), self.n_ctx)
+        grammar = build.grammar
+        if request.grammar:
+            if grammar:
+                raise InvalidRequestError("a custom grammar cannot be combined with tools or response_format",
+                                          param="grammar")
+            grammar = check_gbnf(request.grammar)
+        parser = build.parser
+        if not request.reasoning and getattr(parser, "reasoning", False):
+            parser = dataclasses.replace(parser, reasoning=False)
+        options: dict[str, Any] = dict(
+            max_tokens=request.max_tokens,
+            stop=[*request.stop, *build.additional_stops],
+            preserved_tokens=self._special_ids(build.preserved_tokens),
+            **request.sampling.kwargs(),
+        )
+        if grammar:
+            options.update(grammar=grammar, grammar_lazy=build.grammar_lazy,
+                           trigger_patterns=list(build.trigger_patterns), trigger_words=list(build.trigger_words),
+                           trigger_tokens=list(build.trigger_tokens))
+        return PreparedChat(tokens=tokens, options=options, format=build.format, parser=parser,
+                            user_stops=tuple(request.stop))
+
+    def _special_ids(self, texts: Sequence[str]) -> list[int]:
+        ids = []
+        for text in texts:
+            tokens = self.model.tokenize(text, add_special=False, parse_special=True)
+            if len(tokens) == 1:
+                ids.append(tokens[0])
+        return ids
+
+    def count_chat_tokens(self, request: ChatRequest) -> int:
+        """Tokens of the rendered prompt (what the model would read)."""
+        build = self.render_chat(request)
+        return len(self.model.tokenize(build.prompt, add_special=True, parse_special=True))
+
+    def chat(self, request: ChatRequest) -> Job:
+        """Queue a chat request; iterate `job.events()` for its deltas."""
+        prepared = self.prepare_chat(request)
+        return self._submit("chat", lambda job: self._run_chat(job, prepared), len(prepared.tokens))
+
+    def _parser(self, prepared: PreparedChat) -> Any:
+        factory = self._stream_parser
+        if factory is None:
+            from ..chat import ChatStreamParser as factory
+        return factory(prepared.format, prepared.parser)
+
+    def _run_chat(self, job: Job, prepared: PreparedChat) -> None:
+        job.emit(Started(len(prepared.tokens)))
+        generation = self.model.stream(prepared.tokens, **prepared.options)
+        job.attach(generation)
+        parser = self._parser(prepared)
+        calls = 0
+
+        def emit(deltas: Sequence[Delta]) -> None:
+            nonlocal calls
+            for delta in deltas:
+                if delta.kind == "tool_call":
+                    calls += 1
+                    if delta.name and not delta.id:  # every call gets an id, in stream and fold alike
+                        delta = dataclasses.replace(delta, id=new_call_id())
+                job.emit(delta)
+
+        try:
+            for piece in generation:
+                emit(parser.feed(piece))
+        finally:
+            generation.close()
+        emit(parser.finish())
+        job.emit(_finished(generation, prepared.user_stops, calls > 0))
+
+    # ------------------------------------------------------------ completion, embeddings, tokens
+
+    def complete(self, request: CompletionRequest) -> Job:
+        """Queue a raw completion (the prompt is not templated); content deltas only."""
+        prompt = request.prompt
+        if isinstance(prompt, str):
+            tokens = self.model.tokenize(prompt, add_special=True, parse_special=True)
+        else:
+            tokens = [int(t) for t in prompt]
+        if not tokens:
+            raise InvalidRequestError("the prompt is empty", param="prompt")
+        if len(tokens) >= self.n_ctx:
+            raise ContextOverflowError(len(tokens), self.n_ctx, None)
+        options: dict[str, Any] = dict(max_tokens=request.max_tokens, stop=list(request.stop),
+                                       **request.sampling.kwargs())
+        grammar = check_gbnf(request.grammar) if request.grammar else None
+        if request.json_schema is not None:
+            if grammar:
+                raise InvalidRequestError("give either a grammar or a JSON schema, not both", param="grammar")
+            from ..grammar import json_schema_to_gbnf
+
+            grammar = json_schema_to_gbnf(dict(request.json_schema))
+        if grammar:
+            options["grammar"] = grammar
+        user_stops = tuple(request.stop)
+
+        def run(job: Job) -> None:
+            job.emit(Started(len(tokens)))
+            generation = self.model.stream(tokens, **options)
+            job.attach(generation)
+            try:
+                for piece in generation:
+                    job.emit(Delta("content", text=piece))
+            finally:
+                generation.close()
+            job.emit(_finished(generation, user_stops, False))
+
+        return self._submit("completion", run, len(tokens))
+
+    def embed(self, texts: Sequence[str], timeout: float | None = None) -> Embeddings:
+        """Embed texts (through the queue, like every use of the model); blocks until done."""
+        items = list(texts)
+        n_tokens = sum(len(self.model.tokenize(t, add_special=True)) for t in items)
+        out: list[Embeddings] = []
+
+        def run(job: Job) -> None:
+            vectors = self.model.embed(items)
+            out.append(Embeddings(vectors=[[float(x) for x in row] for row in vectors], n_tokens=n_tokens))
+
+        job = self._submit("embeddings", run, n_tokens)
+        for _ in job.events(heartbeat=None):
+            pass
+        if not out:
+            raise ClosedError("the embedding request was cancelled")
+        return out[0]
+
+    def tokenize(self, text: str, *, add_special: bool = True, parse_special: bool = False) -> list[int]:
+        return self.model.tokenize(text, add_special=add_special, parse_special=parse_special)
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        n_vocab = self.model.n_vocab
+        bad = [t for t in tokens if not 0 <= t < n_vocab]
+        if bad:
+            raise InvalidRequestError(f"token id {bad[0]} is outside the vocabulary (0..{n_vocab - 1})",
+                                      param="tokens")
+        return self.model.detokenize(list(tokens))
+
+    def token_piece(self, token: int) -> str:
+        return self.model.token_piece(token).decode("utf-8", errors="replace")
+
+
+def _finished(generation: Any, user_stops: tuple[str, ...], has_calls: bool) -> Finished:
+    """The `Finished` event for an ended generation (stop strings the chat format added are
+    reported as a plain stop; calls turn "stop" into "tool_calls")."""
+    reason = generation.finish_reason or "stop"
+    stop_sequence = generation.stop_sequence
+    if reason == "stop_sequence" and stop_sequence not in user_stops:
+        reason, stop_sequence = "stop", None
+    if has_calls and reason in ("stop", "stop_sequence"):
+        reason, stop_sequence = "tool_calls", None
+    usage = Usage(prompt_tokens=generation.n_prompt, completion_tokens=generation.n_generated,
+                  cached_tokens=generation.n_cached)
+    return Finished(reason=reason, usage=usage, stop_sequence=stop_sequence)
+
+
+def check_gbnf(text: str) -> str:
+    """Parse a client's GBNF grammar now, so a bad one is a 400 before any response starts."""
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidRequestError("grammar must be a non-empty GBNF string", param="grammar")
+    try:
+        from ..grammar import Grammar
+    except ImportError:  # grammar engine not available: the model reports problems itself
+        return text
+    Grammar.from_gbnf(text)
+    return text
+
+
+def merge_inner_system(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]] | None:
+    """Fold `system` messages that follow the first non-system one into the next user turn
+    (as a note before its text). None when there is no such message."""
+    out: list[dict[str, Any]] = []
+    notes: list[str] = []
+    seen_other = False
+    changed = False
+    for message in messages:
+        role = message.get("role")
+        if role in ("system", "developer") and seen_other:
+            notes.append(_text(message.get("content")))
+            changed = True
+            continue
+        seen_other = seen_other or role not in ("system", "developer")
+        item = dict(message)
+        if notes and role == "user":
+            item["content"] = "\n\n".join([f"[System note]\n{n}" for n in notes] + [_text(item.get("content"))])
+            notes = []
+        out.append(item)
+    if notes:
+        out.append({"role": "user", "content": "\n\n".join(f"[System note]\n{n}" for n in notes)})
+    return out if changed else None
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(p.get("text", "") if isinstance(p, Mapping) else str(p) for p in content)
+    return "" if content is None else str(content)
