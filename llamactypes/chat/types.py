@@ -111,7 +111,8 @@ class ChatBuild:
     sampled. `additional_stops` are stop strings to add to the request;
     `preserved_tokens` are special-token texts the output must keep (format
     markers, rendered rather than dropped when detokenizing) and
-    `preserved_token_ids` their ids (`Model.stream(preserved_tokens=...)`). `parser` goes to `chat_parse`; `format` names the dialect;
+    `preserved_token_ids` their ids (`Model.stream(preserved_tokens=...)`).
+    `parser` goes to `chat_parse`; `format` names the dialect;
     `thinking_forced_open` is true when the prompt ends inside ``<think>``.
     """
 
