@@ -1,0 +1,18 @@
+"""The HTTP servers: OpenAI and Anthropic APIs on one engine, as one WSGI app.
+
+    from llamactypes.server import create_app, ServerConfig, ServerThread
+    app = create_app(engine, ServerConfig(api_key="secret"))
+    with ServerThread(app) as server:          # or any WSGI server
+        print(server.url)
+
+`openai` and `anthropic` are pure translation modules (wire dict <-> engine
+types), `sse` encodes and decodes event streams, `errors` maps exceptions to
+statuses and each API's error body.
+"""
+
+from __future__ import annotations
+
+from .app import App, ServerConfig, create_app
+from .http import ServerThread, make_http_server
+
+__all__ = ["App", "ServerConfig", "create_app", "ServerThread", "make_http_server"]
