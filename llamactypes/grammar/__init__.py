@@ -12,6 +12,7 @@ each module documents where and why we deliberately differ.
 
 from __future__ import annotations
 
+from .json_schema import SchemaConverter, json_schema_to_gbnf
 from .matcher import CompiledGrammar, GrammarMatcher
 from .parser import Grammar
 from .vocab import TokenVocab
@@ -21,4 +22,6 @@ __all__ = [
     "CompiledGrammar",
     "GrammarMatcher",
     "TokenVocab",
+    "SchemaConverter",
+    "json_schema_to_gbnf",
 ]
