@@ -73,6 +73,8 @@ class Chat:
             model = model or alias
         assert base_url is not None
         self._http = HTTPClient(base_url, api_key=api_key, session=session)
+        if self.server is not None and session is None:
+            self._http.session.trust_env = False  # our own loopback server: never through an HTTP proxy
         self._model = model
         self.system_prompt = system_prompt
         self.tools: dict[str, Tool] = {}
@@ -210,6 +212,7 @@ class Chat:
         Stopping early (``break``, ``close()``, Ctrl-C) closes the connection, which stops the
         generation on the server; what was received stays in the history.
         """
+        self._check_open()  # now, not at the first next()
         return self._converse(message, options, stream=True)
 
     def _converse(self, message: str | Message, options: dict[str, Any],

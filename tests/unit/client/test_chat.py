@@ -227,3 +227,5 @@ def test_constructor_modes_and_closed_state(make_chat: MakeChat) -> None:
     chat.stop()  # idempotent
     with pytest.raises(ClosedError):
         chat.chat("again")
+    with pytest.raises(ClosedError):
+        chat.stream("again")
