@@ -148,7 +148,7 @@ class _PatternConverter:
         return json_safe_class(out + "]")
 
     def braces(self, seq: list[tuple[str, bool]]) -> None:
-        sub, n = self.sub, len(self.sub)
+        sub = self.sub
         start = self.i + 1
         end = sub.find("}", start)
         if end < 0:

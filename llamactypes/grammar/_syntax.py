@@ -86,7 +86,8 @@ GBNF_ERRORS: list[tuple[str, list[str]]] = [
     (Msg.UNDEFINED_RULE, ["root ::= numero\n", "root ::= a\na ::= (b | c)\nb ::= x\n"]),
     (Msg.NO_ROOT, ['rot ::= "a"\n']),
     (Msg.EMPTY_GRAMMAR, ["", "# nothing here\n\n"]),
-    (Msg.LEFT_RECURSION, ['root ::= "a" | root "a"\n', 'root ::= asdf\nasdf ::= "a" | foo "b"\nfoo ::= "c" | asdf "d"\n',
+    (Msg.LEFT_RECURSION, ['root ::= "a" | root "a"\n',
+                          'root ::= asdf\nasdf ::= "a" | foo "b"\nfoo ::= "c" | asdf "d"\n',
                           'root ::= x\nx ::= e x "a" | "b"\ne ::= ("c")?\n']),
 ]
 

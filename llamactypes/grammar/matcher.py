@@ -21,6 +21,7 @@ column by column (all tokens' k-th character together), and is cached per state.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
@@ -65,6 +66,7 @@ class CompiledGrammar:
         kind[index.eog_ids] = 1
         self._kind = kind.tolist()
         self._masks: OrderedDict[int | tuple[int, Partial], np.ndarray] = OrderedDict()
+        self._masks_lock = threading.Lock()
 
     def matcher(self) -> GrammarMatcher:
         """A fresh matcher at the start of the grammar."""
@@ -168,14 +170,16 @@ class CompiledGrammar:
     def mask(self, state: int, partial: Partial | None) -> np.ndarray:
         """Boolean array over the vocabulary: which tokens may come next (a fresh copy)."""
         key = state if partial is None else (state, partial)
-        cached = self._masks.get(key)
+        with self._masks_lock:
+            cached = self._masks.get(key)
+            if cached is not None:
+                self._masks.move_to_end(key)
         if cached is None:
             cached = self._fresh_mask(state) if partial is None else self._partial_mask(state, partial)
-            self._masks[key] = cached
-            if len(self._masks) > _MASK_CACHE_SIZE:
-                self._masks.popitem(last=False)
-        else:
-            self._masks.move_to_end(key)
+            with self._masks_lock:
+                self._masks[key] = cached
+                if len(self._masks) > _MASK_CACHE_SIZE:
+                    self._masks.popitem(last=False)
         return cached.copy()
 
     def _partial_mask(self, state: int, partial: Partial) -> np.ndarray:

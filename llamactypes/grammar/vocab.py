@@ -173,7 +173,9 @@ def _decode_piece(piece: bytes) -> tuple[tuple[int, ...] | None, Partial | None]
         return tuple(decoded[0]), decoded[1]
 
 
-def _build_trie(cps: list[tuple[int, ...] | None], order: list[int]) -> tuple[tuple[TrieLevel, ...], np.ndarray, np.ndarray]:
+def _build_trie(
+    cps: list[tuple[int, ...] | None], order: list[int]
+) -> tuple[tuple[TrieLevel, ...], np.ndarray, np.ndarray]:
     """The trie of the (sorted) tokens in `order`, level by level, with numpy.
 
     In sorted order the tokens under one prefix are a run, so a new node starts wherever
@@ -181,7 +183,8 @@ def _build_trie(cps: list[tuple[int, ...] | None], order: list[int]) -> tuple[tu
     """
     n = len(order)
     lengths = np.fromiter((len(cps[t]) for t in order), dtype=np.int64, count=n)  # type: ignore[arg-type]
-    flat = np.fromiter(chain.from_iterable(cps[t] for t in order), dtype=np.int64, count=int(lengths.sum()))  # type: ignore[arg-type]
+    chars = chain.from_iterable(cps[t] for t in order)  # type: ignore[arg-type]
+    flat = np.fromiter(chars, dtype=np.int64, count=int(lengths.sum()))
     offsets = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
     prev_node = np.zeros(n, dtype=np.int64)
     token_node = np.zeros(n, dtype=np.int64)

@@ -25,7 +25,7 @@ def _min_lengths(grammar: Grammar) -> list[float]:
         changed = False
         for i, alts in enumerate(rules):
             for alt in alts:
-                length = sum(1 if kind == CHAR else (best[value] if kind == REF else float("inf")) for kind, value in alt)
+                length = sum(1 if k == CHAR else (best[v] if k == REF else float("inf")) for k, v in alt)
                 if length < best[i]:
                     best[i], changed = length, True
     return best

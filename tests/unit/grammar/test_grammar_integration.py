@@ -13,10 +13,11 @@ import re
 from pathlib import Path
 
 import pytest
-from cpp_cases import IntegrationCase, Token, integration_cases
 
 from llamactypes.errors import GrammarError
 from llamactypes.grammar import Grammar, GrammarMatcher, TokenVocab, json_schema_to_gbnf
+
+from .cpp_cases import IntegrationCase, Token, integration_cases
 
 MARKER_IDS = 100  # ids below this are token(N) markers; characters get ids from here on
 
@@ -79,7 +80,8 @@ def test_build_failures(llama_source: Path) -> None:
     src = (llama_source / "tests" / "test-grammar-integration.cpp").read_text(encoding="utf-8")
     left = _raw_strings(src, "test_failure_left_recursion")
     assert len(left) == 4
-    for text in left + _raw_strings(src, "test_failure_missing_reference") + _raw_strings(src, "test_failure_missing_root"):
+    missing = _raw_strings(src, "test_failure_missing_reference") + _raw_strings(src, "test_failure_missing_root")
+    for text in left + missing:
         with pytest.raises(GrammarError):
             Grammar.from_gbnf(text)
     (root_only,) = _raw_strings(src, "test_failure_missing_root_symbol")

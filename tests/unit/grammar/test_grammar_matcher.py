@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from llama_reference import LlamaReference
 
 from llamactypes.errors import GrammarError
 from llamactypes.grammar import Grammar, TokenVocab
+
+from .llama_reference import LlamaReference
 
 EMPTY, EOG = 0, 1
 
@@ -216,3 +217,37 @@ def test_token_terminal_in_mid_token_does_not_match() -> None:
     assert matcher.allows(TOK[b"a"])
     matcher.advance(TOK[b"a"])
     assert matcher.allows(TOK[b"ab"]) and not matcher.allows(TOK[b"xyz"])
+
+
+def test_one_compiled_grammar_shared_by_threads(json_gbnf: str) -> None:
+    """Matchers in several threads share one CompiledGrammar (and its memo tables)."""
+    import threading
+
+    rng = random.Random(5)
+    serial = Grammar.from_gbnf(json_gbnf).compile(VOCAB).matcher()
+    tokens, masks = [], []
+    for _ in range(30):
+        mask = serial.mask()
+        masks.append(mask)
+        choices = [t for t in np.flatnonzero(mask).tolist() if t != EOG]
+        if not choices:
+            break
+        tokens.append(rng.choice(choices))
+        serial.advance(tokens[-1])
+    shared = Grammar.from_gbnf(json_gbnf).compile(VOCAB)
+    failures: list[str] = []
+
+    def replay() -> None:
+        matcher = shared.matcher()
+        for token, mask in zip(tokens, masks):
+            if not np.array_equal(matcher.mask(), mask) or not matcher.allows(token):
+                failures.append(f"diverged before token {token}")
+                return
+            matcher.advance(token)
+
+    threads = [threading.Thread(target=replay) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cpp_cases import parser_cases, parser_failures
 
 from llamactypes.errors import GrammarError
 from llamactypes.grammar import Grammar
 from llamactypes.grammar._ir import CHAR, REF, TOKEN
+
+from .cpp_cases import parser_cases, parser_failures
 
 GRAMMAR_SAMPLES = {
     "arithmetic.gbnf": (["1+2=3\n", "x*(y+2)= 10\n"], ["1+2=3", "=3\n", "x * (y + 2) = 10\n"]),

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from cpp_cases import schema_cases
-from grammar_gen import generate
 
 from llamactypes.errors import SchemaError
 from llamactypes.grammar import Grammar, SchemaConverter, json_schema_to_gbnf
+
+from .cpp_cases import schema_cases
+from .grammar_gen import generate
 
 
 def _trim(text: str) -> str:
