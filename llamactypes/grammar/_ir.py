@@ -9,6 +9,7 @@ compare our rules with llama.cpp's element for element (`llama_elements`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 __all__ = [
     "CHAR",
@@ -45,7 +46,7 @@ class CharSet:
     negated: bool = False
     any: bool = False
 
-    @property
+    @cached_property
     def ranges(self) -> tuple[tuple[int, int], ...]:
         """The listed ranges as inclusive ``(low, high)`` pairs (before negation)."""
         return tuple((lo, lo if hi is None else hi) for lo, hi in self.items)

@@ -56,6 +56,7 @@ class Machine:
         self.rows: list[list[int]] = []
         self._table = np.full((64, self.n_classes), -1, dtype=np.int32)
         self._partial_cache: dict[tuple[int, int, int], bool] = {}
+        self._cs_partial_cache: dict[tuple[int, int, int], bool] = {}
         self._intern_state(frozenset())
         self.initial = self._initial_state(ir.root)
 
@@ -252,8 +253,16 @@ class Machine:
         key = (state, value, n_remain)
         ok = self._partial_cache.get(key)
         if ok is None:
-            ok = any(self.charsets[cs].matches_partial(value, n_remain) for cs, _ in self.char_groups[state])
+            ok = any(self._cs_partial(cs, value, n_remain) for cs, _ in self.char_groups[state])
             self._partial_cache[key] = ok
+        return ok
+
+    def _cs_partial(self, cs: int, value: int, n_remain: int) -> bool:
+        """`CharSet.matches_partial` of character set `cs`, memoized."""
+        key = (cs, value, n_remain)
+        ok = self._cs_partial_cache.get(key)
+        if ok is None:
+            ok = self._cs_partial_cache[key] = self.charsets[cs].matches_partial(value, n_remain)
         return ok
 
     def after_tokens(self, state: int, matched: list[int]) -> frozenset[int]:

@@ -59,6 +59,7 @@ class CompiledGrammar:
         self.n_vocab = self.index.n_vocab
         machine, index = self.machine, self.index
         self._level_classes = tuple(machine.classes_of(lv.cps).astype(np.int32) for lv in index.levels)
+        self._flat_classes = machine.classes_of(index.flat_cps).astype(np.int32)
         self._token_classes: list[tuple[int, ...] | None] = [None] * self.n_vocab
         self._spec_ids = [self._resolve(spec) for spec in machine.token_specs]
         # per token: 0 = ordinary, 1 = end of generation, 2 = never allowed
@@ -94,8 +95,9 @@ class CompiledGrammar:
         """The character classes of a token's code points (from a clean start), memoized."""
         cls = self._token_classes[token]
         if cls is None:
-            cps = self.index.cps[token] or ()
-            cls = self._token_classes[token] = tuple(self.machine.cp_class(cp) for cp in cps)
+            offsets = self.index.offsets
+            cls = tuple(self._flat_classes[offsets[token]:offsets[token + 1]].tolist())
+            self._token_classes[token] = cls
         return cls
 
     def _char_step(self, state: int, partial: Partial | None, token: int) -> tuple[int, Partial | None] | None:

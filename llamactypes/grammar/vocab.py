@@ -129,6 +129,7 @@ class VocabIndex:
     * `continuations`: tokens starting with a continuation byte, the only candidates while a
       character is unfinished.
     * `has_cps[t]`: usable and decodes to at least one whole character.
+    * `flat_cps[offsets[t]:offsets[t + 1]]`: the code points of token ``t`` in one array.
     """
 
     n_vocab: int
@@ -145,6 +146,8 @@ class VocabIndex:
     partial_only: tuple[int, ...]
     continuations: tuple[int, ...]
     has_cps: np.ndarray
+    flat_cps: np.ndarray
+    offsets: np.ndarray
 
 
 _cache: weakref.WeakKeyDictionary[TokenVocab, VocabIndex] = weakref.WeakKeyDictionary()
@@ -231,6 +234,7 @@ def _build_index(vocab: TokenVocab) -> VocabIndex:
     partials = sorted({e for e in ends if e is not None})
     numbering = {e: i + 1 for i, e in enumerate(partials)}
     has_cps = np.zeros(n, dtype=bool)
+    sizes = np.fromiter((len(c or ()) for c in cps), dtype=np.int64, count=n)
     has_cps[order] = True
     return VocabIndex(
         n_vocab=n,
@@ -247,4 +251,6 @@ def _build_index(vocab: TokenVocab) -> VocabIndex:
         partial_only=tuple(t for t in range(n) if usable[t] and cps[t] == () and ends[t] is not None),
         continuations=tuple(continuations),
         has_cps=has_cps,
+        flat_cps=np.fromiter(chain.from_iterable(c or () for c in cps), dtype=np.int64, count=int(sizes.sum())),
+        offsets=np.concatenate(([0], np.cumsum(sizes))).astype(np.int64),
     )
