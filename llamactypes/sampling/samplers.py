@@ -132,13 +132,15 @@ class Sampler:
         top = logits.max()
         if not np.isfinite(top):
             return np.flatnonzero(np.isfinite(logits))
+        delta = self._delta
         for _ in range(6):
-            pool = np.flatnonzero(logits >= top - self._delta)
+            pool = np.flatnonzero(logits >= top - delta)
             if pool.size >= k:
-                if pool.size > 64 * k and self._delta > 0.5:
-                    self._delta /= 2
+                if pool.size > 64 * k and delta > 0.5:
+                    delta /= 2
+                self._delta = min(delta, 64.0)  # a good start for the next step
                 return pool
-            self._delta *= 4
+            delta *= 4
         return np.argpartition(logits, n - k)[n - k:]
 
     def _ordered(self, logits: np.ndarray, limit: int) -> np.ndarray:
