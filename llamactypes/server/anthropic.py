@@ -269,7 +269,8 @@ def parse_messages(body: Mapping[str, Any], *, count_only: bool = False) -> Mess
         stop=tuple(s for s in stops if s),
         sampling=Sampling(temperature=get_number(body, "temperature", lo=0.0),
                           top_p=get_number(body, "top_p", lo=0.0, hi=1.0),
-                          top_k=get_int(body, "top_k", lo=0)),
+                          top_k=get_int(body, "top_k", lo=0),
+                          seed=get_int(body, "seed", lo=0)),  # an extension: reproducible sampling
     )
     return MessagesCall(request, stream=get_bool(body, "stream"), model=get_str(body, "model"))
 
@@ -311,6 +312,20 @@ class MessageStream:
     @staticmethod
     def ping() -> tuple[str, dict[str, Any]]:
         return ("ping", {"type": "ping"})
+
+    def keepalive(self) -> list[tuple[str, dict[str, Any]]]:
+        """An empty delta: a real event for clients whose idle watchdog ignores `ping` (Claude Code
+        gives up after 5 minutes without one, and a long prompt on a CPU can take longer).
+
+        With no block open it opens the text block the answer will most likely start with; an
+        answer that starts otherwise gets an empty text block first."""
+        out = [] if self._open is not None else self._begin(("content", None), {"type": "text", "text": ""})
+        kind = self._open[0] if self._open else None
+        if kind == "content":
+            out.append(self._delta({"type": "text_delta", "text": ""}))
+        elif kind == "reasoning":
+            out.append(self._delta({"type": "thinking_delta", "thinking": ""}))
+        return out
 
     def _close(self) -> list[tuple[str, dict[str, Any]]]:
         if self._open is None:

@@ -45,12 +45,15 @@ class ServerConfig:
     heartbeat: seconds of silence before a keep-alive (SSE comment / Anthropic ping).
     commit_after: a non-stream answer not ready after this long commits to 200 and
         sends whitespace until the JSON (so no client idle timeout fires on a long prompt).
+    event_keepalive: an Anthropic stream with nothing but pings for this long gets an empty
+        text delta: Claude Code's idle watchdog (5 minutes) does not count pings.
     """
 
     api_key: str | None = None
     max_body_bytes: int = 32 * 1024 * 1024
     heartbeat: float = 5.0
     commit_after: float = 15.0
+    event_keepalive: float = 60.0
     created: int = field(default_factory=lambda: int(time.time()))
 
 

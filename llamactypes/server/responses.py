@@ -128,17 +128,26 @@ class Responder:
     # ------------------------------------------------------------ Anthropic
 
     def anthropic_stream(self, job: Job, stream: Any) -> Callable[..., Any]:
-        """`event:` + `data:` pairs in the Messages API order; `ping` while waiting; `error` on failure."""
+        """`event:` + `data:` pairs in the Messages API order; `ping` while waiting (and, after
+        `event_keepalive` seconds with nothing but pings, an empty delta); `error` on failure."""
 
         def body(environ: dict) -> Iterator[bytes]:
             for name, data in stream.start(job.n_prompt):
                 yield sse_event(data, name)
+            last_event = time.monotonic()
             try:
                 for event in self._events(job, environ):
                     if isinstance(event, Heartbeat):
-                        name, data = stream.ping()
-                        yield sse_event(data, name)
+                        now = time.monotonic()
+                        if now - last_event >= self.config.event_keepalive:
+                            last_event = now
+                            out = stream.keepalive() or [stream.ping()]
+                        else:
+                            out = [stream.ping()]
+                        for name, data in out:
+                            yield sse_event(data, name)
                         continue
+                    last_event = time.monotonic()
                     if isinstance(event, Delta):
                         out = stream.delta(event)
                     elif isinstance(event, Finished):

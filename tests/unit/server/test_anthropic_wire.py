@@ -182,3 +182,16 @@ def test_models_and_count_tokens_shapes() -> None:
     assert body == {"data": [{"type": "model", "id": "m", "display_name": "m", "created_at": "2026-01-01T00:00:00Z"}],
                     "has_more": False, "first_id": "m", "last_id": "m"}
     assert anthropic.count_tokens_response(12) == {"input_tokens": 12}
+
+
+def test_keepalive_opens_a_text_block_the_answer_continues() -> None:
+    stream = anthropic.MessageStream(id="m", model="m")
+    out = stream.start(1) + stream.keepalive() + stream.keepalive()
+    out += stream.delta(Delta("content", text="Hi")) + stream.finish(Finished("stop", Usage(1, 1)))
+    assert [n for n, _ in out].count("content_block_start") == 1
+    assert anthropic.fold_message(out)["content"] == [{"type": "text", "text": "Hi"}]
+    stream = anthropic.MessageStream(id="m", model="m")
+    out = stream.start(1) + stream.keepalive()
+    out += stream.delta(Delta("tool_call", index=0, id="call_1", name="f", arguments="{}"))
+    out += stream.finish(Finished("tool_calls", Usage(1, 1)))
+    assert [b["type"] for b in anthropic.fold_message(out)["content"]] == ["text", "tool_use"]

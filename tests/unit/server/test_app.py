@@ -269,3 +269,18 @@ def test_images_are_a_clear_400(client: Client) -> None:
     r = client.post("/v1/messages", json={"max_tokens": 5, "messages": [{"role": "user", "content": [
         {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AA=="}}]}]})
     assert r.status_code == 400 and "image input is not supported" in r.json["error"]["message"]
+
+
+def test_a_long_wait_gets_empty_text_deltas_that_claude_code_counts_as_events(engine: Engine,
+                                                                              model: FakeModel) -> None:
+    model.gate = threading.Event()
+    client = make_client(engine, heartbeat=0.02, event_keepalive=0.05)
+    threading.Timer(0.3, model.gate.set).start()
+    response = client.post("/v1/messages", json={"max_tokens": 5, "messages": HI, "stream": True}, buffered=False)
+    events = sse(response)
+    names = [name for name, _ in events]
+    assert names[:2] == ["message_start", "ping"] and "content_block_delta" in names[:6]
+    assert names.count("content_block_start") == 1 and names[-1] == "message_stop"
+    from llamactypes.server.anthropic import fold_message
+
+    assert fold_message(events)["content"] == [{"type": "text", "text": "Hello there!"}]
