@@ -35,6 +35,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "llamactypes"
+sys.path.insert(0, str(ROOT))
+# These modules use only the standard library, so they work before `pip install`.
+from llamactypes import _version  # noqa: E402
+from llamactypes._lib import platform_tag  # noqa: E402
+from llamactypes.paths import cache_dir  # noqa: E402
 
 MODELS = {
     "smollm2": {
@@ -76,21 +81,8 @@ class FetchError(Exception):
 
 
 def read_pin() -> dict:
-    """The pin constants from llamactypes/_version.py, read without importing the package."""
-    namespace: dict = {}
-    exec(compile((PACKAGE / "_version.py").read_text(), "_version.py", "exec"), namespace)
-    return {k: v for k, v in namespace.items() if k.isupper()}
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "llamactypes"
-
-
-def platform_tag() -> str:
-    system = {"linux": "linux", "darwin": "macos", "win32": "windows"}.get(sys.platform, sys.platform)
-    machine = platform.machine().lower().replace("amd64", "x86_64").replace("aarch64", "arm64")
-    return f"{system}-{machine}"
+    """The pin constants from llamactypes/_version.py (importing the package runs nothing native)."""
+    return {k: v for k, v in vars(_version).items() if k.isupper()}
 
 
 def lib_names() -> tuple[str, str]:
