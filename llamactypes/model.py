@@ -87,7 +87,7 @@ class Model:
                 if ctx is not None:
                     ctx.close()
             self._ctx = self._embed_ctx = None
-            self._native.close() if hasattr(self, "_native") else None
+            self._native.close()
 
     def __enter__(self) -> Model:
         return self
