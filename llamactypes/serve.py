@@ -98,16 +98,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .client import exit_on_stdin_eof
 
         exit_on_stdin_eof()
+    code = 0
     try:
-        return _serve(args, path)
+        code = _serve(args, path)
     except KeyboardInterrupt:
-        return 0
+        code = 0
     except (LlamaError, OSError) as exc:
         print(f"llamactypes.serve: {exc}", file=sys.stderr, flush=True)
-        return 1
+        code = 1
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if args.exit_on_stdin_eof:
+        # The stdin watcher thread sits in a buffered read; letting the interpreter finalize
+        # under it aborts the process ("could not acquire lock for <stdin>"). Everything is
+        # already closed and freed: leave now.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def _serve(args: argparse.Namespace, path: Path) -> int:

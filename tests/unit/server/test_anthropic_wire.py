@@ -13,7 +13,8 @@ from llamactypes.engine import Finished, Usage
 from llamactypes.errors import InvalidRequestError
 from llamactypes.server import anthropic
 
-CLAUDE_CODE = Path(__file__).parents[2] / "fixtures" / "requests" / "claude_code_messages.json"
+REQUESTS = Path(__file__).parents[2] / "fixtures" / "requests"
+CLAUDE_CODE = REQUESTS / "claude_code_messages.json"
 USER = [{"role": "user", "content": "Hi"}]
 
 
@@ -195,3 +196,15 @@ def test_keepalive_opens_a_text_block_the_answer_continues() -> None:
     out += stream.delta(Delta("tool_call", index=0, id="call_1", name="f", arguments="{}"))
     out += stream.finish(Finished("tool_calls", Usage(1, 1)))
     assert [b["type"] for b in anthropic.fold_message(out)["content"]] == ["text", "tool_use"]
+
+
+def test_the_requests_recorded_from_claude_code_parse() -> None:
+    bare = json.loads((REQUESTS / "claude_code_bare_recorded.json").read_text())
+    call = anthropic.parse_messages(bare["body"])
+    assert call.stream and call.request.max_tokens == 64000 and len(call.request.tools) == 3
+    assert call.request.messages[0]["role"] == "system" and "billing" not in call.request.messages[0]["content"]
+    default = json.loads((REQUESTS / "claude_code_default_recorded.json").read_text())
+    call = anthropic.parse_messages(default["body"])
+    assert len(call.request.tools) == 24 and call.request.messages[-1]["role"] == "system"
+    schemas = [t["function"]["parameters"] for t in call.request.tools]
+    assert all(s.get("$schema") and s.get("additionalProperties") is False for s in schemas)
