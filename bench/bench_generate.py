@@ -48,7 +48,10 @@ def native_chain(greedy: bool, seed: int) -> int:
 
 
 def run_native(model: Model, prompt: list[int], n: int, greedy: bool) -> tuple[float, float]:
-    """(prompt seconds, generation seconds) with llama.cpp's chain choosing every token."""
+    """(prompt seconds, generation seconds) with llama.cpp's chain choosing every token.
+
+    The prompt time is the time to the first sampled token; generation is the rest.
+    """
     ctx = model._context()
     ctx.clear()
     chain = native_chain(greedy, seed=1)
@@ -56,35 +59,33 @@ def run_native(model: Model, prompt: list[int], n: int, greedy: bool) -> tuple[f
         t0 = time.perf_counter()
         ctx.decode(prompt[:-1])
         ctx.decode(prompt[-1:])
+        token = sapi.llama_sampler_sample(chain, ctx.handle, -1)
         t1 = time.perf_counter()
-        for _ in range(n):
-            token = sapi.llama_sampler_sample(chain, ctx.handle, -1)
+        for _ in range(n - 1):
             ctx.decode_one(token)
+            token = sapi.llama_sampler_sample(chain, ctx.handle, -1)
         t2 = time.perf_counter()
     finally:
         sapi.llama_sampler_free(chain)
         ctx.clear()
-    return t1 - t0, t2 - t1
+    return t1 - t0, (t2 - t1) * n / max(1, n - 1)
 
 
 def run_ours(model: Model, prompt: list[int], n: int, greedy: bool) -> tuple[float, float]:
-    """(prompt seconds, generation seconds) through Model.stream, first piece marks the prompt's end."""
+    """(prompt seconds, generation seconds) through Model.stream: the same split as `run_native`
+    (the first piece arrives right after the first sampled token)."""
     model._context().clear()
     opts = {"temperature": 0.0} if greedy else dict(SAMPLING, seed=1)
     t0 = time.perf_counter()
     gen = model.stream(prompt, max_tokens=n, ignore_eos=True, **opts)
     first = None
-    count = 0
     for _ in gen:
         if first is None:
             first = time.perf_counter()
-        count += 1
     t2 = time.perf_counter()
     model._context().clear()
-    assert gen.n_generated == n, (gen.n_generated, n)
-    # the first piece arrives after the prompt and one sampled token; count that token as generation
-    per_token = (t2 - first) / max(1, n - 1)
-    return (first - t0) - per_token, per_token * n
+    assert gen.n_generated == n and first is not None, (gen.n_generated, n)
+    return first - t0, (t2 - first) * n / max(1, n - 1)
 
 
 def sampler_cost(model: Model, prompt: list[int], iters: int = 2000) -> dict[str, float]:

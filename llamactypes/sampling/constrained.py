@@ -19,6 +19,7 @@ produced, so a thinking model reasons freely and its answer is constrained.
 from __future__ import annotations
 
 import codecs
+import functools
 import logging
 import re
 from typing import Any, Iterable, Sequence
@@ -208,13 +209,20 @@ class GrammarConstraint:
         self.failed = True
 
 
+@functools.lru_cache(maxsize=64)
+def _parsed(text: str) -> Grammar:
+    """Grammars arrive as text with every request (tool schemas, JSON mode): parse each text
+    once, so its compiled form, with the masks it has learned, is shared by later requests."""
+    return Grammar.from_gbnf(text)
+
+
 def build_constraint(vocab: TokenVocab, *, grammar: str | Grammar, grammar_lazy: bool = False,
                      trigger_patterns: Sequence[str] = (), trigger_words: Sequence[str] = (),
                      trigger_tokens: Sequence[int] = (), grammar_after: str | None = None,
                      **_unused: Any) -> GrammarConstraint:
     """A fresh constraint for one generation (the compiled grammar is shared and cached)."""
     if isinstance(grammar, str):
-        grammar = Grammar.from_gbnf(grammar)
+        grammar = _parsed(grammar)
     if not isinstance(grammar, Grammar):
         raise InvalidRequestError("grammar must be GBNF text or a Grammar", param="grammar")
     if grammar_lazy and not (trigger_patterns or trigger_words or trigger_tokens):
