@@ -62,6 +62,7 @@ class Engine:
         self._chat_build = chat_build
         self._stream_parser = stream_parser
         self._scheduler: Scheduler[Job] = Scheduler(max_waiting)
+        self._running_job: Job | None = None
         self._worker = threading.Thread(target=self._work, name="llamactypes-engine", daemon=True)
         self._worker.start()
 
@@ -86,7 +87,10 @@ class Engine:
     def closed(self) -> bool:
         return self._scheduler.closed
 
-    _running_job: Job | None = None
+    @property
+    def busy(self) -> bool:
+        """True while a job runs on the model."""
+        return self._running_job is not None
 
     def _work(self) -> None:
         while True:

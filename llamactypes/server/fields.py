@@ -26,7 +26,7 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def require(body: Mapping[str, Any], key: str, what: str = "given") -> Any:
+def require(body: Mapping[str, Any], key: str) -> Any:
     """The value of a required field (null counts as missing)."""
     value = body.get(key)
     if value is None:

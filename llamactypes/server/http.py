@@ -1,10 +1,10 @@
 """Running the app on werkzeug's threaded server, tuned for token streaming.
 
 `make_http_server(app, host, port)` is werkzeug's `make_server(threaded=True)`
-with a request handler that turns off Nagle's algorithm (werkzeug writes each
-chunk of a chunked response in several small `send`s; with Nagle on, the second
-one can wait for the client's delayed ACK, ~40 ms per token) and logs through
-the `llamactypes.server` logger. Port 0 picks a free port: read it back from
+with a request handler that sends each SSE event as one TCP segment at once
+(werkzeug writes a chunk in four small writes; unbuffered and with Nagle on, a
+later one can wait ~40 ms for the client's delayed ACK) and logs through the
+`llamactypes.server` logger. Port 0 picks a free port: read it back from
 `server.port`. `ServerThread` runs one in a background thread (tests, notebooks).
 """
 
@@ -22,10 +22,25 @@ log = logging.getLogger("llamactypes.server")
 
 
 class StreamingRequestHandler(WSGIRequestHandler):
-    """werkzeug's handler with TCP_NODELAY (each SSE event leaves at once) and quiet logging."""
+    """werkzeug's handler with TCP_NODELAY, a buffered socket writer and quiet logging.
+
+    werkzeug writes a chunk of a chunked response as four small writes and then flushes;
+    with a buffered writer (`wbufsize=-1`) they leave as one `send` at that flush, and
+    TCP_NODELAY sends it at once: one segment per SSE event, no Nagle delay.
+    """
 
     disable_nagle_algorithm = True
+    wbufsize = -1
     protocol_version = "HTTP/1.1"
+
+    def run_wsgi(self) -> None:
+        # werkzeug writes "100 Continue" without flushing; with a buffered writer it must be
+        # flushed here, or a client that waits for it (curl, for bodies over 1 KiB) stalls.
+        if self.headers.get("Expect", "").lower().strip() == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.wfile.flush()
+            del self.headers["Expect"]
+        super().run_wsgi()
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         log.debug("%s %s -> %s", self.command, self.path, code)

@@ -59,7 +59,7 @@ def test_tokens_are_flushed_as_they_are_produced(server: ServerThread, tiny_engi
         if data != "[DONE]" and data["choices"] and data["choices"][0]["text"]:
             n_text += 1
             if running_at_first_text is None:  # a buffering server would only answer after the end
-                running_at_first_text = tiny_engine._running_job is not None
+                running_at_first_text = tiny_engine.busy
     assert running_at_first_text is True and n_text >= 100
 
 
@@ -67,7 +67,7 @@ def test_first_bytes_arrive_before_the_job_leaves_the_queue(server: ServerThread
     hold = {"prompt": "the", "max_tokens": 150, "temperature": 0, "logit_bias": BANNED_EOG}
     blocker = threading.Thread(target=requests.post, args=(server.url + "/v1/completions",), kwargs={"json": hold})
     blocker.start()
-    while tiny_engine.queue_length == 0 and tiny_engine._running_job is None:
+    while tiny_engine.queue_length == 0 and not tiny_engine.busy:
         time.sleep(0.005)
     events = stream_events(server.url + "/v1/messages", {"max_tokens": 4, "stream": True, "messages": [
         {"role": "user", "content": "hi"}]})
@@ -98,9 +98,9 @@ def test_a_client_that_hangs_up_cancels_its_generation(server: ServerThread, tin
         received += sock.recv(4096)
     sock.close()  # hang up mid-stream
     deadline = time.monotonic() + 5
-    while tiny_engine._running_job is not None and time.monotonic() < deadline:
+    while tiny_engine.busy and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert tiny_engine._running_job is None, "the abandoned generation is still running"
+    assert not tiny_engine.busy, "the abandoned generation is still running"
     assert generations[0].finish_reason == "cancelled" and generations[0].n_generated < 240
     r = requests.post(server.url + "/v1/completions", json={"prompt": "the", "max_tokens": 3}, timeout=30)
     assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] <= 3
@@ -140,3 +140,18 @@ def test_closing_the_engine_ends_a_stream_in_flight_with_an_error_event(tiny_mod
             engine.close()
             rest = [d for _, d in events]
     assert rest[-1] == "[DONE]" and "error" in rest[-2]
+
+
+def test_expect_100_continue_is_answered_at_once(server: ServerThread) -> None:
+    body = json.dumps({"prompt": "the", "max_tokens": 2}).encode()
+    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+        sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Expect: 100-continue\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+        started = time.monotonic()
+        assert sock.recv(100).startswith(b"HTTP/1.1 100 Continue")
+        assert time.monotonic() - started < 0.5
+        sock.sendall(body)
+        reply = b""
+        while b"text_completion" not in reply:
+            reply += sock.recv(4096)
+    assert reply.startswith(b"HTTP/1.1 200")

@@ -1,0 +1,221 @@
+#!/usr/bin/env python3
+"""Benchmark: the server's cost over calling `Model` directly, and prefix reuse across turns.
+
+Same run, same model, same threads, alternating so drift hits both sides alike:
+
+* time to first token (TTFT) and tokens/s, `Model.stream` in this process vs
+  `python -m llamactypes.serve` (a child process) streamed over SSE with `requests`;
+  every cold TTFT request starts with a fresh nonce so nothing comes from the KV cache;
+  the warm TTFT repeats one prompt, so only its last token is decoded and what is left
+  is mostly the server's own work (HTTP, JSON, template, tokenizer, thread hand-offs);
+* second-turn TTFT vs first on a long history (OpenAI chat, and Anthropic with a
+  Claude-Code-style billing header that changes per request and is left out of the prompt).
+
+Targets (issue 5): overhead <= 5 % of tokens/s and <= 10 ms of TTFT; second turn <= 0.2x the first.
+Run it alone (llama.cpp's threads spin): `flock /tmp/llamactypes-native.lock python bench/bench_server.py`.
+
+    python bench/bench_server.py [--model PATH] [--threads 2] [--tokens 128] [--runs 5] [--markdown]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from llamactypes import Model, chat_build  # noqa: E402
+from llamactypes.paths import demo_model_path  # noqa: E402
+from llamactypes.server.sse import iter_sse  # noqa: E402
+from tests.fixtures.live_server import LiveServer  # noqa: E402
+
+QUESTION = ("Explain, step by step, how a bicycle stays upright while moving, mentioning gyroscopic effects, "
+            "trail, and the rider's steering corrections. ")
+HISTORY_TURN = ("Here is a paragraph of notes from earlier in our conversation about gardening, watering "
+                "schedules, soil types, compost, mulch, pests and the best time to plant tomatoes. ")
+
+
+def messages_for(nonce: str, extra: str = "") -> list[dict[str, str]]:
+    return [{"role": "system", "content": f"Session {nonce}. You are a helpful assistant."},
+            {"role": "user", "content": QUESTION * 4 + extra}]
+
+
+def direct(model: Model, messages: list[dict[str, str]], n: int, banned: dict[int, float]) -> tuple[float, float]:
+    """(TTFT s, tokens/s) through Model.stream, the chat prompt rendered as the server does."""
+    start = time.perf_counter()
+    prompt = chat_build(model, messages).prompt
+    gen = model.stream(prompt, max_tokens=n, temperature=0, logit_bias=banned)
+    first = last = None
+    count = 0
+    for piece in gen:
+        now = time.perf_counter()
+        if first is None:
+            first = now
+        last, count = now, count + 1
+    assert first is not None and last is not None
+    return first - start, (gen.n_generated - 1) / (last - first)
+
+
+def served(url: str, messages: list[dict[str, str]], n: int, banned: dict[int, float]) -> tuple[float, float]:
+    """(TTFT s, tokens/s) through /v1/chat/completions, streamed; tokens counted from the usage chunk."""
+    body = {"messages": messages, "max_tokens": n, "temperature": 0, "stream": True,
+            "stream_options": {"include_usage": True}, "logit_bias": {str(k): False for k in banned}}  # false: banned
+    start = time.perf_counter()
+    first = last = None
+    generated = 0
+    with requests.post(url + "/v1/chat/completions", json=body, stream=True, timeout=600) as response:
+        for event in iter_sse(response.iter_content(chunk_size=None)):
+            if event.data == "[DONE]":
+                break
+            chunk = json.loads(event.data)
+            if chunk.get("usage"):
+                generated = chunk["usage"]["completion_tokens"]
+            if chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
+                now = time.perf_counter()
+                first = first or now
+                last = now
+    assert first is not None and last is not None
+    return first - start, (generated - 1) / (last - first)
+
+
+def alternate(runs: int, a: Callable[[int], tuple[float, float]],
+              b: Callable[[int], tuple[float, float]]) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    out_a, out_b = [], []
+    for i in range(runs):
+        out_a.append(a(i))
+        out_b.append(b(i))
+    return out_a, out_b
+
+
+def second_turn_openai(url: str, history_turns: int) -> tuple[float, float, int]:
+    """(first TTFT, second TTFT, prompt tokens) for a long chat and its next turn."""
+    nonce = os.urandom(4).hex()
+    history: list[dict[str, str]] = [{"role": "system", "content": f"Session {nonce}."}]
+    for i in range(history_turns):
+        history += [{"role": "user", "content": HISTORY_TURN * 3 + f"(note {i})"},
+                    {"role": "assistant", "content": f"Noted, item {i}."}]
+    first_messages = [*history, {"role": "user", "content": "Summarize the notes."}]
+    t1, _ = served(url, first_messages, 8, {})
+    answer = requests.post(url + "/v1/chat/completions", timeout=600, json={
+        "messages": first_messages, "max_tokens": 8, "temperature": 0}).json()
+    n_prompt = answer["usage"]["prompt_tokens"]
+    second = [*first_messages, {"role": "assistant", "content": answer["choices"][0]["message"]["content"]},
+              {"role": "user", "content": "And the most important one?"}]
+    t2, _ = served(url, second, 8, {})
+    return t1, t2, n_prompt
+
+
+def anthropic_ttft(url: str, body: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+    start = time.perf_counter()
+    ttft, usage = None, {}
+    with requests.post(url + "/v1/messages", json={**body, "stream": True}, stream=True, timeout=600) as response:
+        for event in iter_sse(response.iter_content(chunk_size=None)):
+            data = json.loads(event.data)
+            if data["type"] == "content_block_delta" and ttft is None:
+                ttft = time.perf_counter() - start
+            if data["type"] == "message_delta":
+                usage = data["usage"]
+    assert ttft is not None
+    return ttft, usage
+
+
+def second_turn_anthropic(url: str, history_turns: int) -> tuple[float, float, dict[str, Any]]:
+    """Claude Code's shape: the billing header changes per request; it must not break reuse."""
+    def system(session: str) -> list[dict[str, Any]]:
+        return [{"type": "text", "text": f"x-anthropic-billing-header: cc_version=2.1.197.{session}; "
+                                         "cc_entrypoint=cli;"},
+                {"type": "text", "text": "You are a coding agent.", "cache_control": {"type": "ephemeral"}}]
+
+    nonce = os.urandom(4).hex()
+    messages: list[dict[str, Any]] = []
+    for i in range(history_turns):
+        messages += [{"role": "user", "content": f"[{nonce}] " + HISTORY_TURN * 3},
+                     {"role": "assistant", "content": f"Noted {i}."}]
+    messages.append({"role": "user", "content": "Summarize."})
+    body = {"model": "claude-opus-4-8", "max_tokens": 8, "temperature": 0, "thinking": {"type": "adaptive"}}
+    t1, _ = anthropic_ttft(url, {**body, "system": system(os.urandom(3).hex()), "messages": messages})
+    messages += [{"role": "assistant", "content": "Done."}, {"role": "user", "content": "Shorter."}]
+    t2, usage = anthropic_ttft(url, {**body, "system": system(os.urandom(3).hex()), "messages": messages})
+    return t1, t2, usage
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=str(demo_model_path()))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--history", type=int, default=12, help="turns of history for the second-turn test")
+    parser.add_argument("--markdown", action="store_true", help="print a markdown table")
+    parser.add_argument("--verbose", action="store_true", help="print every TTFT run")
+    args = parser.parse_args()
+
+    n_ctx = 4096
+    with Model(args.model, n_ctx=n_ctx, n_threads=args.threads) as model, \
+            LiveServer([args.model, "--n-ctx", str(n_ctx), "--threads", str(args.threads),
+                        "--log-level", "warning"]) as server:
+        banned = {t: float("-inf") for t in model.eog_tokens}
+        direct(model, messages_for("warmup"), 8, banned)
+        served(server.url, messages_for("warmup"), 8, banned)
+        ttft_d, ttft_s = alternate(args.runs, lambda i: direct(model, messages_for(f"d{i}{os.urandom(2).hex()}"), 2, banned),
+                                   lambda i: served(server.url, messages_for(f"s{i}{os.urandom(2).hex()}"), 2, banned))
+        warm = messages_for("cached")  # the same prompt again: only its last token is decoded
+        direct(model, warm, 2, banned)
+        served(server.url, warm, 2, banned)
+        hot_d, hot_s = alternate(args.runs, lambda i: direct(model, warm, 2, banned),
+                                 lambda i: served(server.url, warm, 2, banned))
+        tps_d, tps_s = alternate(max(2, args.runs // 2),
+                                 lambda i: direct(model, messages_for(f"D{i}"), args.tokens, banned),
+                                 lambda i: served(server.url, messages_for(f"S{i}"), args.tokens, banned))
+        n_prompt = len(model.tokenize(chat_build(model, messages_for("x")).prompt, parse_special=True))
+        model.close()  # free the cores' memory bandwidth for the server-only part
+        turns = [second_turn_openai(server.url, args.history) for _ in range(2)]
+        anth = [second_turn_anthropic(server.url, args.history) for _ in range(2)]
+
+    med = statistics.median
+    d_ttft, s_ttft = med(t for t, _ in ttft_d), med(t for t, _ in ttft_s)
+    paired = med(s[0] - d[0] for d, s in zip(ttft_d, ttft_s))  # each server run against the direct run before it
+    d_tps, s_tps = med(r for _, r in tps_d), med(r for _, r in tps_s)
+    t1, t2 = med(t[0] for t in turns), med(t[1] for t in turns)
+    a1, a2 = med(a[0] for a in anth), med(a[1] for a in anth)
+    cached = anth[-1][2].get("cache_read_input_tokens", 0)
+    fresh = anth[-1][2].get("input_tokens", 0)
+    rows = [
+        ("TTFT, %d-token chat prompt, cold cache" % n_prompt, f"{d_ttft * 1000:.0f} ms", f"{s_ttft * 1000:.0f} ms",
+         f"{(s_ttft - d_ttft) * 1000:+.0f} ms (paired median {paired * 1000:+.0f} ms)"),
+        ("TTFT, the same prompt already in the KV cache (the server's own cost shows)",
+         f"{med(t for t, _ in hot_d) * 1000:.1f} ms", f"{med(t for t, _ in hot_s) * 1000:.1f} ms",
+         f"{(med(t for t, _ in hot_s) - med(t for t, _ in hot_d)) * 1000:+.1f} ms"),
+        (f"generation, {args.tokens} tokens (greedy)", f"{d_tps:.1f} tok/s", f"{s_tps:.1f} tok/s",
+         f"{(s_tps / d_tps - 1) * 100:+.1f} %"),
+        (f"OpenAI chat, {turns[0][2]}-token history: 1st turn TTFT -> 2nd turn", f"{t1 * 1000:.0f} ms",
+         f"{t2 * 1000:.0f} ms", f"{t2 / t1:.2f}x"),
+        (f"Anthropic, new billing header each turn: 1st -> 2nd (2nd: {cached} cached, {fresh} new tokens)",
+         f"{a1 * 1000:.0f} ms", f"{a2 * 1000:.0f} ms", f"{a2 / a1:.2f}x"),
+    ]
+    header = ("measure", "Model direct / 1st", "server (SSE) / 2nd", "difference / ratio")
+    if args.verbose:
+        print("TTFT direct ms:", [round(t * 1000) for t, _ in ttft_d])
+        print("TTFT server ms:", [round(t * 1000) for t, _ in ttft_s])
+    if args.markdown:
+        print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+        for row in rows:
+            print("| " + " | ".join(row) + " |")
+    else:
+        for row in rows:
+            print(f"{row[0]:<80} {row[1]:>14} {row[2]:>14} {row[3]:>12}")
+    print(f"\n(median of {args.runs} TTFT runs and {max(2, args.runs // 2)} generation runs; threads={args.threads}; "
+          f"model {Path(args.model).name}; {os.cpu_count()} CPUs)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
