@@ -97,6 +97,24 @@ class Block:
         return cls(BlockStatus.PARTIAL, calls or [])
 
 
+def object_arguments(text: str, i: int, name: str, call_id: str = "") -> Block:
+    """A call's JSON-object arguments starting at `i` (whitespace already skipped).
+
+    PARTIAL while the object is unfinished (the arguments so far kept, for streaming),
+    FAIL when they are not a JSON object, DONE with `end` just past the closing brace.
+    """
+    if i >= len(text):
+        return Block.partial([Call(name, "", call_id)])
+    if text[i] != "{":
+        return Block.fail("tool call arguments are not a JSON object")
+    scan = scan_object(text, i)
+    if scan.status is Scan.BAD:
+        return Block.fail("invalid JSON in tool call arguments")
+    if scan.status is Scan.PARTIAL:
+        return Block.partial([Call(name, text[i:], call_id)])
+    return Block(BlockStatus.DONE, [Call(name, text[i: scan.end], call_id)], scan.end)
+
+
 def held_suffix(text: str, markers: Sequence[str]) -> int:
     """Length of the longest end of `text` that is a proper prefix of a marker.
 

@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from llamactypes.chat.formats._grammar import GrammarBuilder, literal
-from llamactypes.chat.formats._json import Scan, scan_object, skip_ws
-from llamactypes.chat.formats.base import Block, BlockStatus, Call, ChatFormat, startswith_partial
+from llamactypes.chat.formats._json import skip_ws
+from llamactypes.chat.formats.base import Block, BlockStatus, Call, ChatFormat, object_arguments, startswith_partial
 from llamactypes.chat.types import ParserConfig
 
 __all__ = ["DeepSeekR1Format", "DeepSeekV31Format"]
@@ -119,17 +119,11 @@ class DeepSeekR1Format(ChatFormat):
             name = head.strip()
         if not config.knows(name):
             return Block.fail(f"unknown tool {name!r}")
-        if i >= n:
-            return Block.partial([Call(name, "")])
-        if text[i] != "{":
-            return Block.fail("tool call arguments are not a JSON object")
-        scan = scan_object(text, i)
-        if scan.status is Scan.BAD:
-            return Block.fail("invalid JSON in tool call arguments")
-        if scan.status is Scan.PARTIAL:
-            return Block.partial([Call(name, text[i:])])
-        call = Call(name, text[i : scan.end])
-        j = skip_ws(text, scan.end)
+        args = object_arguments(text, i, name)
+        if args.status is not BlockStatus.DONE:
+            return args
+        call = args.calls[0]
+        j = skip_ws(text, args.end)
         for closer in (FENCE_CLOSE, CALL_END):
             found = startswith_partial(text, j, closer)
             if found is None:

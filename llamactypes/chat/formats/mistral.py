@@ -28,6 +28,7 @@ from llamactypes.chat.formats.base import (
     Call,
     ChatFormat,
     call_from_object,
+    object_arguments,
     scan_call_array,
     startswith_partial,
 )
@@ -198,16 +199,7 @@ class MinistralFormat(_MistralBase):
         if not config.knows(name):
             return Block.fail(f"unknown tool {name!r}")
         i = skip_ws(text, i + len(ARGS))
-        if i >= n:
-            return Block.partial([Call(name, "", call_id)])
-        if text[i] != "{":
-            return Block.fail("tool call arguments are not a JSON object")
-        scan = scan_object(text, i)
-        if scan.status is Scan.BAD:
-            return Block.fail("invalid JSON in tool call arguments")
-        if scan.status is Scan.PARTIAL:
-            return Block.partial([Call(name, text[i:], call_id)])
-        return Block(BlockStatus.DONE, [Call(name, text[i : scan.end], call_id)], scan.end)
+        return object_arguments(text, i, name, call_id)
 
 
 class MistralSmallFormat(MinistralFormat):
