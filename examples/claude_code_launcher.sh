@@ -34,4 +34,6 @@ export CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1              # no telemetry, u
 export DISABLE_TELEMETRY=1 DISABLE_ERROR_REPORTING=1 DISABLE_AUTOUPDATER=1
 export CLAUDE_CODE_DISABLE_NONSTREAMING_FALLBACK=1             # a broken stream fails visibly instead of retrying
 export CLAUDE_STREAM_IDLE_TIMEOUT_MS="${CLAUDE_STREAM_IDLE_TIMEOUT_MS:-1800000}"  # long prompts on a CPU
+# Claude Code asks for 32000-64000 output tokens (the server clamps that to the context); a small model
+# that rambles then runs until the context is full. Bound it if you like: CLAUDE_CODE_MAX_OUTPUT_TOKENS=1024
 claude "$@"

@@ -42,6 +42,13 @@ class StreamingRequestHandler(WSGIRequestHandler):
             del self.headers["Expect"]
         super().run_wsgi()
 
+    def finish(self) -> None:
+        # flushing what is left for a client that already hung up is not an error worth a traceback
+        try:
+            super().finish()
+        except OSError:
+            pass
+
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         log.debug("%s %s -> %s", self.command, self.path, code)
 

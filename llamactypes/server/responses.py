@@ -25,6 +25,7 @@ import time
 from typing import Any, Callable, Iterable, Iterator
 
 from werkzeug.wrappers import Response
+from werkzeug.wsgi import ClosingIterator
 
 from ..chat.types import Delta
 from ..engine import Finished, Heartbeat, Job
@@ -86,9 +87,11 @@ class Responder:
         finally:
             events.close()
 
-    def _stream(self, body: Callable[[dict], Iterator[bytes]]) -> Callable[..., Iterable[bytes]]:
+    def _stream(self, job: Job, body: Callable[[dict], Iterator[bytes]]) -> Callable[..., Iterable[bytes]]:
         def app(environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
-            response = Response(self._counted(body(environ)), mimetype="text/event-stream", headers=SSE_HEADERS)
+            # closing the response cancels the job even if the body never got to read its events
+            chunks = ClosingIterator(self._counted(body(environ)), [job.cancel])
+            response = Response(chunks, mimetype="text/event-stream", headers=SSE_HEADERS)
             return response(environ, start_response)
 
         return app
@@ -123,7 +126,7 @@ class Responder:
                 yield sse_event(openai_error_body(_stream_error(exc, job)))
             yield SSE_DONE
 
-        return self._stream(body)
+        return self._stream(job, body)
 
     # ------------------------------------------------------------ Anthropic
 
@@ -159,7 +162,7 @@ class Responder:
             except Exception as exc:
                 yield sse_event(anthropic_error_body(_stream_error(exc, job)), "error")
 
-        return self._stream(body)
+        return self._stream(job, body)
 
     # ------------------------------------------------------------ non-stream
 
@@ -167,12 +170,15 @@ class Responder:
                        anthropic_api: bool) -> Callable[..., Iterable[bytes]]:
         """A WSGI app answering with `build(events)` once the job is done (see the module docstring)."""
 
-        def app(environ: dict, start_response: Callable[..., Any]) -> Iterator[bytes]:
+        def answer(environ: dict, start_response: Callable[..., Any]) -> Iterator[bytes]:
             self.track(1)
             try:
                 yield from self._wait_and_answer(environ, start_response, job, build, anthropic_api)
             finally:
                 self.track(-1)
+
+        def app(environ: dict, start_response: Callable[..., Any]) -> Iterable[bytes]:
+            return ClosingIterator(answer(environ, start_response), [job.cancel])
 
         return app
 

@@ -284,3 +284,22 @@ def test_a_long_wait_gets_empty_text_deltas_that_claude_code_counts_as_events(en
     from llamactypes.server.anthropic import fold_message
 
     assert fold_message(events)["content"] == [{"type": "text", "text": "Hello there!"}]
+
+
+def test_a_response_closed_before_it_is_read_cancels_its_job(engine: Engine, model: FakeModel) -> None:
+    model.gate = threading.Event()
+    app = create_app(engine, ServerConfig())
+    from werkzeug.test import EnvironBuilder
+
+    for path, body in (("/v1/chat/completions", {"messages": HI, "stream": True}),
+                       ("/v1/messages", {"max_tokens": 5, "messages": HI}),
+                       ("/v1/messages", {"max_tokens": 5, "messages": HI, "stream": True})):
+        environ = EnvironBuilder(path=path, method="POST", json=body).get_environ()
+        iterable = app(environ, lambda *args: None)
+        assert engine.busy or engine.queue_length == 1
+        iterable.close()  # the server gave up before sending anything
+        deadline = time.monotonic() + 2
+        while (engine.busy or engine.queue_length) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert not engine.busy and engine.queue_length == 0
+    model.gate.set()
