@@ -6,7 +6,7 @@ Shared by the OpenAI and Anthropic servers: they translate wire JSON into
 
 from __future__ import annotations
 
-from .core import Engine, PreparedChat, check_gbnf, merge_inner_system
+from .core import Engine, PreparedChat, check_gbnf, merge_consecutive_users, merge_inner_system
 from .job import Job
 from .scheduler import Scheduler
 from .types import (
@@ -19,5 +19,5 @@ __all__ = [
     "ChatRequest", "CompletionRequest", "Sampling",
     "Event", "Heartbeat", "Started", "Finished", "FinishReason", "Usage",
     "ChatResult", "Embeddings", "fold_events",
-    "check_gbnf", "merge_inner_system",
+    "check_gbnf", "merge_inner_system", "merge_consecutive_users",
 ]

@@ -132,17 +132,26 @@ class Engine:
                      template_kwargs=dict(request.template_kwargs) if request.template_kwargs else None)
 
     def render_chat(self, request: ChatRequest) -> Any:
-        """The chat layer's `ChatBuild` for a request. A `system` message in the middle of the
-        conversation that the template refuses is merged into the next user turn."""
+        """The chat layer's `ChatBuild` for a request. What clients send but strict templates
+        refuse is reshaped and rendered again: a `system` message inside the conversation is
+        merged into the next user turn, consecutive user messages into one."""
+        messages: Sequence[Mapping[str, Any]] = request.messages
         try:
-            return self._render(request, request.messages)
-        except ChatTemplateError:
-            merged = merge_inner_system(request.messages)
-            if merged is None:
-                raise
-            log.info("the chat template refused a system message inside the conversation; "
-                     "merging it into the next user turn")
-            return self._render(request, merged)
+            return self._render(request, messages)
+        except ChatTemplateError as exc:
+            error = exc
+        for name, reshape in (("a system message inside the conversation", merge_inner_system),
+                              ("consecutive user messages", merge_consecutive_users)):
+            reshaped = reshape(messages)
+            if reshaped is None:
+                continue
+            messages = reshaped
+            log.info("the chat template refused %s (%s); merged and rendering again", name, error)
+            try:
+                return self._render(request, messages)
+            except ChatTemplateError as exc:
+                error = exc
+        raise error
 
     def prepare_chat(self, request: ChatRequest) -> PreparedChat:
         """Render and tokenize a chat request; raises for anything the model cannot serve."""
@@ -339,6 +348,18 @@ def merge_inner_system(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, 
     if notes:
         out.append({"role": "user", "content": "\n\n".join(f"[System note]\n{n}" for n in notes)})
     return out if changed else None
+
+
+def merge_consecutive_users(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]] | None:
+    """Join user messages that follow each other into one (templates that insist on alternating
+    roles refuse them; clients such as OpenCode send them). None when there are none."""
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        if out and message.get("role") == "user" and out[-1].get("role") == "user":
+            out[-1] = {**out[-1], "content": _text(out[-1].get("content")) + "\n\n" + _text(message.get("content"))}
+        else:
+            out.append(dict(message))
+    return out if len(out) < len(messages) else None
 
 
 def _text(content: Any) -> str:

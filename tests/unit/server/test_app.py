@@ -303,3 +303,23 @@ def test_a_response_closed_before_it_is_read_cancels_its_job(engine: Engine, mod
             time.sleep(0.005)
         assert not engine.busy and engine.queue_length == 0
     model.gate.set()
+
+
+def test_thinking_reaches_both_apis(llama_source: Any) -> None:
+    model = FakeModel(["<think>", "I ponder", "</think>", "Answer!"])
+    model.chat_template = (llama_source / "models" / "templates" / "Qwen-Qwen3-0.6B.jinja").read_text()
+    with Engine(model) as engine:
+        client = make_client(engine)
+        message = client.post("/v1/chat/completions", json={
+            "messages": HI, "chat_template_kwargs": {"enable_thinking": True}}).json["choices"][0]["message"]
+        assert message == {"role": "assistant", "content": "Answer!", "reasoning_content": "I ponder"}
+        raw = client.post("/v1/chat/completions", json={"messages": HI, "reasoning_format": "none"}).json
+        assert raw["choices"][0]["message"]["content"].startswith("<think>")
+        events = sse(client.post("/v1/messages", json={"max_tokens": 50, "messages": HI, "stream": True,
+                                                       "thinking": {"type": "enabled", "budget_tokens": 100}}))
+        from llamactypes.server.anthropic import fold_message
+
+        assert fold_message(events)["content"] == [{"type": "thinking", "thinking": "I ponder", "signature": ""},
+                                                   {"type": "text", "text": "Answer!"}]
+        assert ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                        "delta": {"type": "signature_delta", "signature": ""}}) in events

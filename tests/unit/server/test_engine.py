@@ -245,3 +245,23 @@ def test_merge_inner_system_folds_late_system_messages_into_the_next_user_turn()
     assert [m["role"] for m in merged] == ["system", "user", "assistant", "user"]
     assert merged[-1]["content"] == "[System note]\nlate\n\nc"
     assert merge_inner_system(messages[:3]) is None
+
+
+def test_strict_templates_get_consecutive_user_messages_merged(llama_source: Any) -> None:
+    model = FakeModel(["ok"])
+    model.chat_template = (llama_source / "models" / "templates" / "google-gemma-2-2b-it.jinja").read_text()
+    with Engine(model) as engine:
+        two = [{"role": "user", "content": "Generate a title:"}, {"role": "user", "content": "Say hello."}]
+        assert fold_events(engine.chat(ChatRequest(two)).events()).content == "ok"
+    assert "Generate a title:\n\nSay hello.<end_of_turn>" in model.prompts[-1]
+
+
+def test_thinking_follows_the_request_then_the_server_default(llama_source: Any) -> None:
+    model = FakeModel(["<think>I ponder</think>", "Answer!"])
+    model.chat_template = (llama_source / "models" / "templates" / "Qwen-Qwen3-0.6B.jinja").read_text()
+    for default, asked, opened in ((False, None, False), (True, None, True), (False, True, True),
+                                   (True, False, False)):
+        with Engine(model, enable_thinking=default) as engine:
+            result = fold_events(engine.chat(ChatRequest(HI, enable_thinking=asked)).events())
+        assert model.prompts[-1].endswith("<think>\n\n</think>\n\n") is not opened
+        assert (result.reasoning, result.content) == ("I ponder", "Answer!")
