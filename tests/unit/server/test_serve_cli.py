@@ -1,0 +1,37 @@
+"""`python -m llamactypes.serve` without the native library: help, and a clear message without a model."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from llamactypes.serve import build_parser
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "llamactypes.serve", *args], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, **(env or {})})
+
+
+def test_no_model_and_no_demo_model_names_the_fetch_command(tmp_path: Path) -> None:
+    out = run(env={"LLAMACTYPES_DEMO_MODEL": str(tmp_path / "missing.gguf")})
+    assert out.returncode == 2
+    assert "python build_scripts/fetch_lib.py --model smollm2" in out.stderr
+
+
+def test_a_file_that_is_not_a_model_is_a_clean_error(tmp_path: Path) -> None:
+    bogus = tmp_path / "bogus.gguf"
+    bogus.write_bytes(b"not a gguf file")
+    out = run(str(bogus), "--port", "0")
+    assert out.returncode == 1 and "Traceback" not in out.stderr and "bogus.gguf" in out.stderr
+
+
+def test_defaults_match_the_issue() -> None:
+    args = build_parser().parse_args([])
+    assert (args.host, args.port, args.n_ctx, args.enable_thinking) == ("127.0.0.1", 11434, 8192, False)
+    args = build_parser().parse_args(["m.gguf", "--threads", "3", "--n-gpu-layers", "-1", "--alias", "x",
+                                      "--api-key", "k", "--enable-thinking", "--log-level", "debug"])
+    assert (args.model, args.threads, args.n_gpu_layers, args.alias, args.api_key, args.enable_thinking) == (
+        "m.gguf", 3, -1, "x", "k", True)
