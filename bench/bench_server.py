@@ -119,7 +119,7 @@ def anthropic_ttft(url: str, body: dict[str, Any]) -> tuple[float, dict[str, Any
     with requests.post(url + "/v1/messages", json={**body, "stream": True}, stream=True, timeout=600) as response:
         for event in iter_sse(response.iter_content(chunk_size=None)):
             data = json.loads(event.data)
-            if data["type"] == "content_block_delta" and ttft is None:
+            if data["type"].startswith("content_block") and ttft is None:  # an empty answer has no delta
                 ttft = time.perf_counter() - start
             if data["type"] == "message_delta":
                 usage = data["usage"]
