@@ -165,8 +165,12 @@ def main() -> int:
         banned = {t: float("-inf") for t in model.eog_tokens}
         direct(model, messages_for("warmup"), 8, banned)
         served(server.url, messages_for("warmup"), 8, banned)
-        ttft_d, ttft_s = alternate(args.runs, lambda i: direct(model, messages_for(f"d{i}{os.urandom(2).hex()}"), 2, banned),
-                                   lambda i: served(server.url, messages_for(f"s{i}{os.urandom(2).hex()}"), 2, banned))
+
+        def new_chat(tag: str) -> list[dict[str, str]]:
+            return messages_for(f"{tag}{os.urandom(3).hex()}")
+
+        ttft_d, ttft_s = alternate(args.runs, lambda i: direct(model, new_chat("d"), 2, banned),
+                                   lambda i: served(server.url, new_chat("s"), 2, banned))
         warm = messages_for("cached")  # the same prompt again: only its last token is decoded
         direct(model, warm, 2, banned)
         served(server.url, warm, 2, banned)

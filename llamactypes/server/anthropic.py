@@ -279,8 +279,8 @@ def parse_messages(body: Mapping[str, Any], *, count_only: bool = False) -> Mess
 
 def stop_reason(reason: str) -> str:
     """Engine reason -> Anthropic `stop_reason`."""
-    return {"length": "max_tokens", "tool_calls": "tool_use", "stop_sequence": "stop_sequence"}.get(reason,
-                                                                                                  "end_turn")
+    reasons = {"length": "max_tokens", "tool_calls": "tool_use", "stop_sequence": "stop_sequence"}
+    return reasons.get(reason, "end_turn")
 
 
 def _usage(finished: Finished) -> dict[str, int]:

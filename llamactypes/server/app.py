@@ -26,7 +26,7 @@ from ..engine import Engine, Finished, Usage, fold_events
 from ..errors import InvalidRequestError
 from . import anthropic, openai
 from .errors import ApiError, anthropic_error_body, anthropic_status, error_info, openai_error_body
-from .fields import get_bool, get_list, get_str, require
+from .fields import get_bool, get_list, require
 from .responses import Responder
 
 __all__ = ["ServerConfig", "App", "create_app"]

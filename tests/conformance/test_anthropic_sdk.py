@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import anthropic
 import jsonschema
 import pytest
 import requests
@@ -51,7 +50,8 @@ def test_stream_events_and_final_message_equal_the_non_stream_answer(anthropic_c
 
 def test_tool_choice_any_gives_a_schema_valid_tool_use(anthropic_client: Any) -> None:
     message = anthropic_client.messages.create(
-        model="x", max_tokens=80, extra_body={"temperature": 0.5}, messages=[{"role": "user", "content": "Weather in Oslo?"}],
+        model="x", max_tokens=80, extra_body={"temperature": 0.5},
+        messages=[{"role": "user", "content": "Weather in Oslo?"}],
         tools=[{"name": "get_weather", "description": "Weather forecast", "input_schema": WEATHER}],
         tool_choice={"type": "any", "disable_parallel_tool_use": True})
     assert message.stop_reason == "tool_use"

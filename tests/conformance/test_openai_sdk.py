@@ -44,8 +44,8 @@ def fold(stream: Any) -> dict[str, Any]:
 def test_stream_folds_to_the_non_stream_answer_for_the_same_seed(openai_client: Any) -> None:
     kwargs = dict(model="smollm2", messages=MESSAGES, max_tokens=24, temperature=0.8, seed=42)
     whole = openai_client.chat.completions.create(**kwargs)
-    folded = fold(openai_client.chat.completions.create(**kwargs, stream=True,
-                                                          stream_options={"include_usage": True}))
+    stream = openai_client.chat.completions.create(**kwargs, stream=True, stream_options={"include_usage": True})
+    folded = fold(stream)
     assert whole.object == "chat.completion" and whole.choices[0].message.content
     assert folded["content"] == whole.choices[0].message.content
     assert folded["finish"] == whole.choices[0].finish_reason

@@ -74,8 +74,8 @@ def test_anthropic_billing_header_does_not_break_prefix_reuse(tiny_engine: Engin
     client = Client(create_app(tiny_engine))
 
     def ask(session: str, messages: list[Any]) -> dict[str, Any]:
-        system = [{"type": "text", "text": f"x-anthropic-billing-header: cc_version=2.1.197.{session}; "
-                                            "cc_entrypoint=sdk-cli;"},
+        header = f"x-anthropic-billing-header: cc_version=2.1.197.{session}; cc_entrypoint=sdk-cli;"
+        system = [{"type": "text", "text": header},
                   {"type": "text", "text": "You are terse.", "cache_control": {"type": "ephemeral"}}]
         return client.post("/v1/messages", json={"max_tokens": 4, "temperature": 0, "system": system,
                                                  "messages": messages}).json

@@ -173,8 +173,8 @@ def test_an_empty_answer_still_has_one_text_block_and_stop_reasons_map() -> None
     assert anthropic.stop_reason("length") == "max_tokens"
     assert anthropic.stop_reason("stop") == "end_turn"
     assert anthropic.stop_reason("stop_sequence") == "stop_sequence"
-    folded = anthropic.fold_message(run_stream([Delta("content", text="x"), Finished("stop_sequence", Usage(1, 1),
-                                                                                      "END")]))
+    events = [Delta("content", text="x"), Finished("stop_sequence", Usage(1, 1), "END")]
+    folded = anthropic.fold_message(run_stream(events))
     assert folded["stop_reason"] == "stop_sequence" and folded["stop_sequence"] == "END"
 
 

@@ -237,7 +237,8 @@ def test_a_slow_non_stream_answer_commits_to_200_and_sends_whitespace(engine: En
 def test_messages_non_stream(client: Client, model: FakeModel) -> None:
     body = client.post("/v1/messages?beta=true", json={
         "model": "claude-opus-4-8", "max_tokens": 64000, "messages": HI,
-        "system": [{"type": "text", "text": "x-anthropic-billing-header: cc_version=9;"}, {"type": "text", "text": "S"}],
+        "system": [{"type": "text", "text": "x-anthropic-billing-header: cc_version=9;"},
+                   {"type": "text", "text": "S"}],
         "thinking": {"type": "adaptive"}, "context_management": {}, "output_config": {"effort": "low"},
         "metadata": {"user_id": "u"}}, headers=ANTHROPIC).json
     assert body["type"] == "message" and body["role"] == "assistant" and body["id"].startswith("msg_")

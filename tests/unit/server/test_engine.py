@@ -99,8 +99,7 @@ def test_a_prompt_longer_than_the_context_fails_before_queueing() -> None:
     assert info.value.n_ctx == 20 and info.value.n_prompt > 20
 
 
-def test_max_tokens_larger_than_the_context_is_passed_on_for_the_model_to_clamp(engine: Engine,
-                                                                                 model: FakeModel) -> None:
+def test_max_tokens_beyond_the_context_is_passed_on_for_the_model_to_clamp(engine: Engine, model: FakeModel) -> None:
     result = fold_events(engine.chat(ChatRequest(HI, max_tokens=10**6)).events())
     assert result.finish_reason == "stop" and model.calls[-1]["max_tokens"] == 10**6
 

@@ -176,5 +176,5 @@ def test_embeddings_response_float_and_base64() -> None:
 
 def test_models_response() -> None:
     body = openai.models_response("m", 123, {"n_ctx": 8})
-    assert body == {"object": "list", "data": [{"id": "m", "object": "model", "created": 123,
-                                                 "owned_by": "llamactypes", "meta": {"n_ctx": 8}}]}
+    card = {"id": "m", "object": "model", "created": 123, "owned_by": "llamactypes", "meta": {"n_ctx": 8}}
+    assert body == {"object": "list", "data": [card]}
