@@ -81,6 +81,18 @@ def _scan_string(text: str, pos: int) -> tuple[Scan, int]:
         return Scan.BAD, exc.pos
 
 
+def _scan_digits(text: str, i: int) -> tuple[Scan, int]:
+    """One or more digits at `i` (a fraction or an exponent); PARTIAL if the text ends first."""
+    n = len(text)
+    if i >= n:
+        return Scan.PARTIAL, n
+    if not text[i].isdigit():
+        return Scan.BAD, i
+    while i < n and text[i].isdigit():
+        i += 1
+    return Scan.OK, i
+
+
 def _scan_number(text: str, pos: int) -> tuple[Scan, int]:
     """Scan a number; one that reaches the end of the text could still grow (PARTIAL)."""
     n = len(text)
@@ -97,23 +109,16 @@ def _scan_number(text: str, pos: int) -> tuple[Scan, int]:
     else:
         return Scan.BAD, i
     if i < n and text[i] == ".":
-        i += 1
-        if i >= n:
-            return Scan.PARTIAL, n
-        if not text[i].isdigit():
-            return Scan.BAD, i
-        while i < n and text[i].isdigit():
-            i += 1
+        status, i = _scan_digits(text, i + 1)
+        if status is not Scan.OK:
+            return status, i
     if i < n and text[i] in "eE":
         i += 1
         if i < n and text[i] in "+-":
             i += 1
-        if i >= n:
-            return Scan.PARTIAL, n
-        if not text[i].isdigit():
-            return Scan.BAD, i
-        while i < n and text[i].isdigit():
-            i += 1
+        status, i = _scan_digits(text, i)
+        if status is not Scan.OK:
+            return status, i
     if i >= n:
         return Scan.PARTIAL, n
     return Scan.OK, i
