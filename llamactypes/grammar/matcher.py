@@ -184,6 +184,18 @@ class CompiledGrammar:
                     self._masks.popitem(last=False)
         return cached.copy()
 
+    def known_mask(self, state: int, partial: Partial | None) -> np.ndarray | None:
+        """The cached mask for this position as a read-only view, or None when it has not
+        been computed yet (never computes one: samplers use it to skip per-token checks)."""
+        key = state if partial is None else (state, partial)
+        with self._masks_lock:
+            cached = self._masks.get(key)
+        if cached is None:
+            return None
+        view = cached.view()
+        view.flags.writeable = False
+        return view
+
     def _partial_mask(self, state: int, partial: Partial) -> np.ndarray:
         """While a character is unfinished only tokens starting with continuation bytes fit."""
         out = np.zeros(self.n_vocab, dtype=bool)
@@ -325,6 +337,10 @@ class GrammarMatcher:
     def mask(self) -> np.ndarray:
         """A fresh boolean array of length n_vocab: every token that may come next."""
         return self.compiled.mask(self._state, self._partial)
+
+    def known_mask(self) -> np.ndarray | None:
+        """`mask()` as a read-only view if it is already cached for this position, else None."""
+        return self.compiled.known_mask(self._state, self._partial)
 
     def advance(self, token: int) -> None:
         """Consume `token`; raises `GrammarError` (state unchanged) if it is not allowed."""

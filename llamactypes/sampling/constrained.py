@@ -139,6 +139,10 @@ class GrammarConstraint:
     def mask(self) -> np.ndarray:
         return self.matcher.mask() if self.active else np.ones(self.n_vocab, dtype=bool)
 
+    def known_mask(self) -> np.ndarray | None:
+        """The full mask if it costs nothing now (cached for this grammar position), else None."""
+        return self.matcher.known_mask() if self.active else None
+
     def is_dead_end(self) -> bool:
         return self.failed or (self.active and self.matcher.is_dead_end())
 

@@ -36,6 +36,8 @@ class TokenFilter(Protocol):
 
     def mask(self) -> np.ndarray: ...
 
+    # optional: `known_mask() -> np.ndarray | None`, the mask when it is already cached
+
 
 class Sampler:
     """Chooses tokens for one generation; owns its RNG and the penalty history."""
@@ -51,7 +53,7 @@ class Sampler:
         last_n = params.repeat_last_n
         self._history: deque[int] = deque(maxlen=None if last_n < 0 else max(last_n, 0))
         self._counts: Counter[int] = Counter()
-        self._delta = 8.0
+        self._deltas: dict[int, float] = {}  # per k: the pool width that worked last step
         if params.logit_bias:
             items = [(int(t), float(b)) for t, b in params.logit_bias.items() if 0 <= int(t) < n_vocab]
             self._bias_ids = np.array([t for t, _ in items], dtype=np.int64)
@@ -103,17 +105,14 @@ class Sampler:
             return self._greedy_constrained(logits, constraint)
         if p.top_k > 0:
             k = min(p.top_k, self.n_vocab)
-            if constraint is None:
-                cand = self._top_k(logits, k)
-            else:
-                cand = self._top_k_allowed(logits, k, constraint)
+            if constraint is not None:
+                return self._sample_top_k_allowed(logits, k, constraint, u)
+            cand = self._top_k(logits, k)
         else:
             if constraint is not None:
                 logits = np.where(constraint.mask(), logits, _NEG_INF)
             cand = self._nucleus(logits)
-        if cand.size == 0:
-            raise _NoCandidate()
-        return self._draw(logits, cand, u)
+        return self._draw_sure(logits, cand, u)
 
     # ------------------------------------------------------------ pieces
 
@@ -132,13 +131,18 @@ class Sampler:
         top = logits.max()
         if not np.isfinite(top):
             return np.flatnonzero(np.isfinite(logits))
-        delta = self._delta
+        delta = self._deltas.get(k, 8.0)
         for _ in range(6):
             pool = np.flatnonzero(logits >= top - delta)
             if pool.size >= k:
-                if pool.size > 64 * k and delta > 0.5:
-                    delta /= 2
-                self._delta = min(delta, 64.0)  # a good start for the next step
+                # Too wide (a flat distribution): narrow it by filtering the pool itself,
+                # far cheaper than partitioning thousands of candidates.
+                while pool.size > 16 * k and delta > 1 / 64:
+                    narrower = pool[logits[pool] >= top - delta / 2]
+                    if narrower.size < k:
+                        break
+                    pool, delta = narrower, delta / 2
+                self._deltas[k] = min(delta, 64.0)  # a good start for the next step (per k)
                 return pool
             delta *= 4
         return np.argpartition(logits, n - k)[n - k:]
@@ -148,31 +152,84 @@ class Sampler:
         return self._top_k(logits, min(limit, logits.size))
 
     def _greedy_constrained(self, logits: np.ndarray, constraint: TokenFilter) -> int:
-        for token in self._ordered(logits, self.WALK_LIMIT):
-            if not np.isfinite(logits[token]):
-                break
-            if constraint.allows(int(token)):
-                return int(token)
-        masked = np.where(constraint.mask(), logits, _NEG_INF)
-        token = int(np.argmax(masked))
-        if not np.isfinite(masked[token]):
+        mask = _known_mask(constraint)
+        if mask is None:
+            for token in self._ordered(logits, self.WALK_LIMIT):
+                if not np.isfinite(logits[token]):
+                    break
+                if constraint.allows(int(token)):
+                    return int(token)
+            mask = constraint.mask()
+        ids = np.flatnonzero(mask)
+        if ids.size == 0:
+            raise _NoCandidate()
+        token = int(ids[np.argmax(logits[ids])])  # first maximum: the lowest id, as argmax gives
+        if not np.isfinite(logits[token]):
             raise _NoCandidate()
         return token
 
-    def _top_k_allowed(self, logits: np.ndarray, k: int, constraint: TokenFilter) -> np.ndarray:
-        """The k best allowed ids, in order — the same as top-k after a full mask."""
-        walk = self._ordered(logits, max(self.WALK_LIMIT, 4 * k))
-        allowed = []
-        for token in walk:
-            if not np.isfinite(logits[token]):
+    def _sample_top_k_allowed(self, logits: np.ndarray, k: int, constraint: TokenFilter, u: float) -> int:
+        """Draw as top-k after a full mask would, building the mask only when it must.
+
+        Cheap paths first: one vectorized lookup when the grammar position's mask is already
+        cached; else a walk down the logit order checking tokens one by one, which stops as
+        soon as the tokens not yet seen cannot change the draw (see `_draw`'s `hidden`).
+        """
+        mask = _known_mask(constraint)
+        if mask is not None:
+            return self._draw_sure(logits, self._top_k_in(logits, k, mask, walk=True), u)
+        allowed: list[int] = []
+        seen: set[int] = set()
+        for limit in (k, max(self.WALK_LIMIT, 4 * k)):
+            ordered = self._ordered(logits, limit)
+            for token in ordered.tolist():
+                if token in seen:
+                    continue
+                seen.add(token)
+                if not logits[token] > _NEG_INF:  # the rest is -inf: every candidate was seen
+                    return self._draw_sure(logits, np.array(allowed, dtype=np.int64), u)
+                if constraint.allows(token):
+                    allowed.append(token)
+                    if len(allowed) == k:
+                        return self._draw_sure(logits, np.array(allowed, dtype=np.int64), u)
+            if ordered.size >= logits.size:
+                return self._draw_sure(logits, np.array(allowed, dtype=np.int64), u)
+            if allowed:  # the unseen allowed ones lie at or below the last logit walked
+                token = self._draw(logits, np.array(allowed, dtype=np.int64), u,
+                                   hidden=(k - len(allowed), float(logits[ordered[-1]])))
+                if token is not None:
+                    return token
+            if len(allowed) * 2 < len(seen):
+                # Most of the best tokens are refused: a narrow grammar position, which tends
+                # to recur (JSON punctuation, keys). Its mask, built once and cached, makes
+                # the next visit one lookup.
                 break
-            if constraint.allows(int(token)):
-                allowed.append(int(token))
-                if len(allowed) == k:
-                    return np.array(allowed, dtype=np.int64)
-        masked = np.where(constraint.mask(), logits, _NEG_INF)
-        best = self._top_k(masked, k)
-        return best[np.isfinite(masked[best])]
+        return self._draw_sure(logits, self._top_k_in(logits, k, constraint.mask(), walk=True), u)
+
+    def _draw_sure(self, logits: np.ndarray, cand: np.ndarray, u: float) -> int:
+        if cand.size == 0:
+            raise _NoCandidate()
+        token = self._draw(logits, cand, u)
+        assert token is not None  # nothing hidden: always decided
+        return token
+
+    def _top_k_in(self, logits: np.ndarray, k: int, mask: np.ndarray, *, walk: bool) -> np.ndarray:
+        """The k best finite ids where `mask` is True, in descending logit order."""
+        if walk:
+            for limit in (k, max(self.WALK_LIMIT, 4 * k)):
+                ordered = self._ordered(logits, limit)
+                hits = ordered[mask[ordered]]
+                if hits.size >= k or ordered.size >= logits.size:
+                    hits = hits[:k]
+                    return hits[np.isfinite(logits[hits])]
+        ids = np.flatnonzero(mask)
+        vals = logits[ids]
+        if ids.size > k:
+            part = np.argpartition(-vals, k - 1)[:k]
+            ids, vals = ids[part], vals[part]
+        order = np.lexsort((ids, -vals))
+        ids = ids[order]
+        return ids[np.isfinite(logits[ids])]
 
     def _nucleus(self, logits: np.ndarray) -> np.ndarray:
         """Without top-k: the top-p nucleus (then min-p), sorted, without sorting the vocabulary.
@@ -201,38 +258,51 @@ class Sampler:
         keep = int(np.searchsorted(np.cumsum(weights[pool]), target) + 1)
         return pool[:keep]
 
-    def _draw(self, logits: np.ndarray, cand: np.ndarray, u: float) -> int:
+    def _draw(self, logits: np.ndarray, cand: np.ndarray, u: float,
+              hidden: tuple[int, float] | None = None) -> int | None:
         """top-p → min-p → temperature → draw, on candidates sorted by descending logit.
 
+        `hidden` = (count, bound): up to `count` more top-k members exist, none above logit
+        `bound`, not listed (a constrained walk that stopped early). Their weight can only
+        move the top-p cut; when the cut after min-p is the same whether they weigh nothing
+        or the most they could, the draw is exactly the full one, else None is returned.
         The candidate list is short (top-k), so plain floats beat a dozen tiny numpy calls.
         """
         p = self.params
         if cand.size > 256:
-            return self._draw_large(logits, cand, u)
+            return None if hidden is not None and hidden[0] > 0 else self._draw_large(logits, cand, u)
         ids = cand.tolist()
         vals = [v for v in logits[cand].tolist() if v != -math.inf]
         if not vals:
             raise _NoCandidate()
         ids = ids[: len(vals)]
         top = vals[0]
-        if p.top_p < 1.0 and len(vals) > 1:
+        lo = hi = len(vals)
+        hidden_weight = 0.0
+        if hidden is not None and hidden[0] > 0:
+            # an upper bound on their summed weight, a little generous against rounding
+            hidden_weight = hidden[0] * math.exp(min(hidden[1], top) - top) * (1 + 1e-9)
+            hi = None
+        if p.top_p < 1.0 and (len(vals) > 1 or hidden_weight):
             weights = [math.exp(v - top) for v in vals]
-            target = p.top_p * sum(weights)
-            acc = 0.0
-            for keep, w in enumerate(weights, 1):
-                acc += w
-                if acc >= target:
-                    break
-            vals, ids = vals[:keep], ids[:keep]
-        if p.min_p > 0.0 and len(vals) > 1:
+            total = sum(weights)
+            lo = _top_p_cut(weights, p.top_p * total)
+            hi = _top_p_cut(weights, p.top_p * (total + hidden_weight)) if hidden_weight else lo
+        if p.min_p > 0.0 and (len(vals) > 1 or hidden_weight):
             floor = top + math.log(p.min_p)
-            keep = max(1, sum(1 for v in vals if v >= floor))
-            vals, ids = vals[:keep], ids[:keep]
+            n_floor = sum(1 for v in vals if v >= floor)
+            lo = max(1, min(lo, n_floor))
+            if hi is not None:
+                hi = max(1, min(hi, n_floor))
+            elif hidden is not None and hidden[1] < floor:  # the unlisted ones fall under min-p
+                hi = max(1, n_floor)
+        if hi != lo:
+            return None
+        vals, ids = vals[:lo], ids[:lo]
         inv_t = 1.0 / p.temperature
         cdf = list(itertools.accumulate(math.exp((v - top) * inv_t) for v in vals))
         idx = bisect.bisect_right(cdf, u * cdf[-1])
         return ids[min(idx, len(ids) - 1)]
-
 
     def _draw_large(self, logits: np.ndarray, cand: np.ndarray, u: float) -> int:
         """The same chain as `_draw`, vectorized, for large candidate sets (no top-k)."""
@@ -247,6 +317,23 @@ class Sampler:
         cdf = np.cumsum(np.exp((vals - top) / p.temperature))
         idx = int(np.searchsorted(cdf, u * cdf[-1], side="right"))
         return int(cand[min(idx, cand.size - 1)])
+
+
+def _known_mask(constraint: TokenFilter) -> np.ndarray | None:
+    """The constraint's full mask when it is free to get (cached), else None."""
+    known = getattr(constraint, "known_mask", None)
+    return known() if known is not None else None
+
+
+def _top_p_cut(weights: list[float], target: float) -> int | None:
+    """How many leading candidates top-p keeps: the first prefix whose weight reaches
+    `target` (None: the listed ones do not reach it)."""
+    acc = 0.0
+    for keep, w in enumerate(weights, 1):
+        acc += w
+        if acc >= target:
+            return keep
+    return None
 
 
 class _NoCandidate(Exception):

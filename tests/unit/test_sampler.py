@@ -29,6 +29,23 @@ class SetFilter:
         return m
 
 
+class CachedFilter(SetFilter):
+    """A constraint whose mask is already cached (a grammar position seen before)."""
+
+    def __init__(self, allowed: set[int], n_vocab: int) -> None:
+        super().__init__(allowed, n_vocab)
+        self.allows_calls = 0
+        self._mask = super().mask()
+        self.mask_calls = 0
+
+    def allows(self, token: int) -> bool:
+        self.allows_calls += 1
+        return super().allows(token)
+
+    def known_mask(self) -> np.ndarray:
+        return self._mask
+
+
 def _logits(seed: int, n: int = 5000, scale: float = 3.0) -> np.ndarray:
     return (np.random.default_rng(seed).standard_normal(n) * scale).astype(np.float32)
 
@@ -53,18 +70,59 @@ def test_greedy_is_argmax() -> None:
     SamplingParams(temperature=1.0, top_k=0, top_p=1.0, min_p=0.1),
 ])
 @pytest.mark.parametrize("density", [0.9, 0.3, 0.01, 0.001])
-def test_constrained_equals_masking_first(params: SamplingParams, density: float) -> None:
-    """The fast path (check the chosen token, walk in logit order) gives exactly what a full mask gives."""
+@pytest.mark.parametrize("scale", [3.0, 8.0, 0.5])
+@pytest.mark.parametrize("filter_cls", [SetFilter, CachedFilter])
+def test_constrained_equals_masking_first(params: SamplingParams, density: float, scale: float,
+                                          filter_cls: type) -> None:
+    """The fast paths (check the chosen token, walk in logit order, stop early when the rest
+    cannot change the draw, use a cached mask) give exactly what a full mask gives."""
     for trial in range(15):
-        x = _logits(100 + trial)
+        x = _logits(100 + trial, scale=scale)
         rng = np.random.default_rng(trial)
         allowed = set(np.flatnonzero(rng.random(x.size) < density).tolist()) or {7}
+        if trial % 5 == 0:
+            x[rng.choice(x.size, x.size // 2, replace=False)] = -np.inf  # e.g. ignore_eos, logit bias
+            x[min(allowed)] = 1.0  # at least one allowed token stays possible
         seed = 1000 + trial
         p = SamplingParams(**{**params.__dict__, "seed": seed})
-        fast = Sampler(p, x.size).sample(x.copy(), SetFilter(allowed, x.size))
+        fast = Sampler(p, x.size).sample(x.copy(), filter_cls(allowed, x.size))
         reference = Sampler(p, x.size).sample(_masked(x, allowed))
         assert fast == reference
         assert fast in allowed
+
+
+@pytest.mark.parametrize("top_p, min_p", [(0.95, 0.05), (0.9, 0.0), (1.0, 0.05), (0.5, 0.2)])
+def test_sequences_equal_masking_first(top_p: float, min_p: float) -> None:
+    """Whole draw sequences (one RNG draw per step on every path) stay identical to masking first."""
+    p = SamplingParams(temperature=1.0, top_k=40, top_p=top_p, min_p=min_p, seed=3)
+    fast, ref = Sampler(p, 3000), Sampler(p, 3000)
+    rng = np.random.default_rng(9)
+    for step in range(300):
+        x = _logits(step, n=3000, scale=float(rng.choice([0.5, 2.0, 6.0])))
+        allowed = set(np.flatnonzero(rng.random(x.size) < rng.choice([0.002, 0.02, 0.5])).tolist()) or {1}
+        assert fast.sample(x.copy(), SetFilter(allowed, x.size)) == ref.sample(_masked(x, allowed))
+
+
+def test_walk_stops_early_without_the_mask() -> None:
+    """Few allowed tokens near the top and a peaked distribution: the unlisted rest cannot
+    reach min-p's floor nor move top-p's cut, so no mask is built."""
+    x = _logits(11, scale=1.0)
+    order = np.argsort(-x)
+    x[order[:3]] += 20.0  # three clear favourites, all far above the rest
+    allowed = {int(order[0]), int(order[2])} | set(order[3000:].tolist())
+    filt = SetFilter(allowed, x.size)
+    p = SamplingParams(temperature=1.0, top_k=40, top_p=0.95, min_p=0.05, seed=2)
+    token = Sampler(p, x.size).sample(x.copy(), filt)
+    assert token in (int(order[0]), int(order[2]))
+    assert filt.mask_calls == 0
+
+
+def test_cached_mask_replaces_per_token_checks() -> None:
+    x = _logits(12)
+    allowed = set(np.flatnonzero(np.random.default_rng(3).random(x.size) < 0.2).tolist())
+    filt = CachedFilter(allowed, x.size)
+    Sampler(SamplingParams(temperature=0.8, seed=1), x.size).sample(x.copy(), filt)
+    assert filt.allows_calls == 0 and filt.mask_calls == 0
 
 
 def test_fast_path_rarely_builds_the_mask() -> None:
