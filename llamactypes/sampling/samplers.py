@@ -61,8 +61,9 @@ class Sampler:
         else:
             self._bias_ids = None
         if history and params.uses_penalties:
-            for token in history:
-                self.accept(token)
+            keep = self._history.maxlen
+            for token in (history if keep is None else history[len(history) - keep:] if keep else ()):
+                self.accept(token)  # only the window counts: a 20k-token prompt costs 64 steps
 
     # ------------------------------------------------------------ state
 

@@ -196,3 +196,13 @@ def test_nothing_allowed_is_reported() -> None:
 def test_invalid_params(bad: dict) -> None:
     with pytest.raises(InvalidRequestError):
         SamplingParams(**bad)
+
+
+def test_long_history_counts_only_the_penalty_window() -> None:
+    history = list(np.random.default_rng(4).integers(0, 500, 5000))
+    p = SamplingParams(repeat_penalty=1.3, frequency_penalty=0.4, repeat_last_n=64, seed=1)
+    x = _logits(13, n=500)
+    a, b = x.copy(), x.copy()
+    Sampler(p, x.size, history=history).prepare(a)
+    Sampler(p, x.size, history=history[-64:]).prepare(b)
+    assert np.array_equal(a, b) and not np.array_equal(a, x)
