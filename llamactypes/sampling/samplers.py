@@ -8,8 +8,12 @@ picks a small superset of the k best, which is then partitioned.
 With a constraint the result is always exactly what masking the whole
 vocabulary first would give, but the mask is rarely built: greedy checks the
 argmax (then the next best, in order); top-k walks candidates in logit order
-until k allowed tokens are found. Only when that fails, or top-k is off, is the
-full mask computed.
+until k allowed tokens are found, or stops earlier once the allowed tokens it
+has not reached (all below the last logit walked) could no longer change the
+draw: too light to move top-p's cut, too low for min-p's floor. A grammar
+position whose mask is already cached is one vectorized lookup instead; a
+narrow position (most of the best tokens refused) builds its mask once, so
+its next visit is a lookup. Only top-k off means a full mask every step.
 """
 
 from __future__ import annotations
