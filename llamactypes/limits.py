@@ -48,6 +48,15 @@ class Limits:
     # costs n_vocab / 8 bytes, ~19 KiB at a 150k vocabulary).
     grammar_mask_cache_bytes: int = 128 * 1024 * 1024
 
+    # --- chat templates (chat/template) -----------------------------------------
+    # Wall-clock time one rendering may take (seconds): a template from a model file can loop
+    # 10^10 times; checked on every template line, so it ends within a few ms of the budget.
+    template_max_seconds: float = 5.0
+    # Characters one rendering may output, and the size of any one string or list it builds
+    # (`*`, `+`, `~`, `%`, format, center, indent, join, replace, ...): doubling a string is refused
+    # before it reaches this size, not after.
+    template_max_output_chars: int = 16 * 1024 * 1024
+
     # --- JSON schemas (grammar/json_schema) -------------------------------------
     # Nesting of schemas inside schemas (properties, items, anyOf, ...).
     schema_max_depth: int = 64
