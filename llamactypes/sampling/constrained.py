@@ -219,10 +219,21 @@ def _parsed(text: str) -> Grammar:
     The cache is bounded in bytes (``Limits.grammar_cache_bytes``), re-measured on each use
     because a grammar grows as it learns."""
     grammar = _PARSED.get(text)
+    if grammar is not None and _worn(grammar):
+        grammar = None  # start a fresh machine before the lifetime bounds turn into errors
     if grammar is None:
         grammar = Grammar.from_gbnf(text, limits=cache_limits())
     _PARSED.put(text, grammar, grammar.nbytes())
     return grammar
+
+
+def _worn(grammar: Grammar) -> bool:
+    """Has a cached grammar used half of a lifetime bound (states, work)? Real grammars learn
+    a few dozen states; one that learned this much is replaced by a fresh parse rather than
+    failing every later request."""
+    machine = grammar.machine
+    limits = grammar.limits
+    return machine.n_states * 2 > limits.grammar_max_states or machine.budget.total * 2 > limits.grammar_max_work
 
 
 def build_constraint(vocab: TokenVocab, *, grammar: str | Grammar, grammar_lazy: bool = False,

@@ -241,3 +241,23 @@ def test_mask_cache_is_bounded_in_bytes(json_gbnf: str) -> None:
             assert cache.nbytes <= limit
     finally:
         matcher_module.set_cache_limits(DEFAULT_LIMITS)
+
+
+def test_request_grammar_cache_is_bounded_in_bytes_and_renews_worn_grammars() -> None:
+    from llamactypes.sampling import constrained
+
+    limit = 200_000
+    matcher_module.set_cache_limits(dataclasses.replace(DEFAULT_LIMITS, grammar_cache_bytes=limit,
+                                                        grammar_max_states=40))
+    try:
+        for i in range(200):
+            constrained._parsed(f'root ::= "{i}" [a-z]* "{"x" * 200}"\n')
+            assert constrained._PARSED.nbytes <= limit
+        assert 0 < len(constrained._PARSED) < 200
+        text = 'root ::= "x"{0,500}\n'
+        first = constrained._parsed(text)
+        first.accepts_prefix("x" * 25)  # 26 states: over half of grammar_max_states
+        second = constrained._parsed(text)
+        assert second is not first and second.accepts("x" * 10)
+    finally:
+        matcher_module.set_cache_limits(DEFAULT_LIMITS)
