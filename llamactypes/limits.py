@@ -23,6 +23,48 @@ class Limits:
     # --- HTTP (server/) --------------------------------------------------------
     max_body_bytes: int = 32 * 1024 * 1024  # request body; `serve --max-body`
 
+    # --- grammars (grammar/) ---------------------------------------------------
+    # GBNF text size (bytes, UTF-8): bounds the parser's time and memory.
+    grammar_max_bytes: int = 1024 * 1024  # the parser reads ~200 KB/s: 1 MiB is ~5 s of a request thread
+    # Parentheses nested inside each other: the parser and its tree walk recurse.
+    grammar_max_nesting: int = 100
+    # Elements after expanding every repetition (llama.cpp's rule list, END slots included):
+    # `root ::= "<4,000 chars>"{2000}` would be 8 million.
+    grammar_max_elements: int = 250_000
+    # Pushdown stacks alive at once (one state): an ambiguous grammar doubles them per character.
+    grammar_max_stacks: int = 8_192
+    # Distinct matcher states one grammar may learn over its lifetime (each costs a table row).
+    grammar_max_states: int = 50_000
+    # Pushdown work (stacks expanded, ~3 us each) one grammar may do over its lifetime: bounds
+    # the memory a shared grammar accumulates. Transitions are memoized, so real grammars
+    # stop learning early; the ambiguous `root ::= "a" root "b" | "a" root "c" | "d"` never does.
+    grammar_max_work: int = 5_000_000
+    # Pushdown work of one matcher call (a token's mask, advance, ...): keeps one step of one
+    # request from stalling the worker (~0.6 s at most); past it the request fails.
+    grammar_max_step_work: int = 200_000
+    # Memory of the cache of parsed request grammars (estimated bytes, LRU).
+    grammar_cache_bytes: int = 256 * 1024 * 1024
+    # Memory of the allowed-token masks kept for all grammars together (bytes, LRU; one mask
+    # costs n_vocab / 8 bytes, ~19 KiB at a 150k vocabulary).
+    grammar_mask_cache_bytes: int = 128 * 1024 * 1024
+
+    # --- chat templates (chat/template) -----------------------------------------
+    # Wall-clock time one rendering may take (seconds): a template from a model file can loop
+    # 10^10 times; checked on every template line, so it ends within a few ms of the budget.
+    template_max_seconds: float = 5.0
+    # Characters one rendering may output, and the size of any one string or list it builds
+    # (`*`, `+`, `~`, `%`, format, center, indent, join, replace, ...): doubling a string is refused
+    # before it reaches this size, not after.
+    template_max_output_chars: int = 16 * 1024 * 1024
+
+    # --- JSON schemas (grammar/json_schema) -------------------------------------
+    # Nesting of schemas inside schemas (properties, items, anyOf, ...).
+    schema_max_depth: int = 64
+    # Properties of one object schema (optional ones make llama.cpp's rules grow quadratically).
+    schema_max_properties: int = 500
+    # Decimal digits of a numeric bound (minimum, maximum, ...).
+    schema_max_number_digits: int = 100
+
 
 DEFAULT_LIMITS = Limits()
 

@@ -2,8 +2,10 @@
 
 Chat templates come from model files, so they are untrusted input: they are
 compiled in a `SandboxedEnvironment` (no attribute access to internals, bounded
-`range`) that additionally caps string/list repetition and powers, so a hostile
-template cannot exhaust memory with ``'x' * 10**12``.
+`range`) that additionally caps powers and, with `_budget.Budget`, every way of
+growing a string or list (``*``, ``+``, ``~``, ``%``, ``format``, ``center``,
+``indent``, ``join``, ``replace``, ...) and the output, and bounds the rendering
+time: ``Limits.template_max_output_chars`` and ``Limits.template_max_seconds``.
 
 The environment mirrors the one Hugging Face `transformers` uses, which is what
 template authors test against: ``trim_blocks`` and ``lstrip_blocks``, the
@@ -31,10 +33,14 @@ from typing import Any
 import jinja2
 import jinja2.ext
 from jinja2 import nodes
+from jinja2.compiler import CodeGenerator
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from llamactypes.errors import ChatTemplateError
+from llamactypes.limits import DEFAULT_LIMITS, Limits
+
+from ._budget import TEMPLATE_FILE, Budget, TemplateBudgetError, checked_filter, current
 
 __all__ = ["CHATML_TEMPLATE", "ChatTemplate", "JsonObject"]
 
@@ -45,10 +51,9 @@ CHATML_TEMPLATE = (
     "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
 )
 
-# Largest string or list a template may build by repetition, and largest power exponent.
-_MAX_REPEAT = 1_000_000
+# Largest power exponent (sizes are bounded by `Limits.template_max_output_chars`).
 _MAX_EXPONENT = 64
-_TEMPLATE_FILE = "<chat_template>"
+_TEMPLATE_FILE = TEMPLATE_FILE
 
 
 class _TemplateRaised(Exception):
@@ -110,27 +115,76 @@ class _GenerationExtension(jinja2.ext.Extension):
         return nodes.Scope(body, lineno=lineno)
 
 
-class _Environment(SandboxedEnvironment):
-    """Sandbox that also bounds `*` repetition and `**` so templates cannot exhaust memory."""
+class _CodeGenerator(CodeGenerator):
+    """Compiles ``a ~ b`` to a size-checked join (Jinja's own is a plain ``"".join``)."""
 
-    intercepted_binops = frozenset({"*", "**"})
+    def visit_Concat(self, node: nodes.Concat, frame: Any) -> None:
+        self.write("environment.bounded_concat((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
+
+class _Environment(SandboxedEnvironment):
+    """Sandbox that also bounds `**` and, through the rendering's `Budget`, every operator
+    and call that can grow a string or list, so templates cannot exhaust memory."""
+
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
+    code_generator_class = _CodeGenerator
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
         # Fail loudly: a template probing internals is broken or hostile, not merely sloppy.
         raise SecurityError(f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe")
 
     def call_binop(self, context: Any, operator_name: str, left: Any, right: Any) -> Any:
+        budget = _budget()
         if operator_name == "**":
             if isinstance(right, (int, float)) and abs(right) > _MAX_EXPONENT:
                 raise _TemplateRaised("exponent too large in chat template")
             return operator.pow(left, right)
         if operator_name == "*":
-            for seq, count in ((left, right), (right, left)):
-                if isinstance(seq, (str, list, tuple)) and isinstance(count, int):
-                    if len(seq) * max(count, 0) > _MAX_REPEAT:
-                        raise _TemplateRaised("repetition too large in chat template")
+            budget.check_repeat(left, right)
             return operator.mul(left, right)
+        if operator_name == "+":
+            budget.check_add(left, right)
+            return operator.add(left, right)
+        if operator_name == "%" and isinstance(left, str):
+            args = right if isinstance(right, tuple) else (right,)
+            budget.check_format(left, args, {})
+            return budget.check_size(super().call_binop(context, operator_name, left, right))
         return super().call_binop(context, operator_name, left, right)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+        budget = _budget()
+        budget.check_args(args, kwargs)
+        target = getattr(__obj, "__wrapped__", __obj)  # the sandbox wraps str.format
+        owner = getattr(target, "__self__", None)
+        if isinstance(owner, str) and getattr(target, "__name__", "") in ("format", "format_map"):
+            budget.check_format(owner, args, kwargs)
+        if isinstance(owner, str) and getattr(target, "__name__", "") == "join" and args:
+            budget.check_join(args[0], owner)
+        result = SandboxedEnvironment.call(__self, __context, __obj, *args, **kwargs)
+        if isinstance(owner, (list, dict)):  # l.append(...), d.update(...) grow their owner
+            budget.check_size(owner)
+        return budget.check_size(result, f"the result of {getattr(__obj, '__name__', 'a call')}")
+
+    def bounded_concat(self, parts: Sequence[Any]) -> str:
+        """``a ~ b ~ ...``: the pieces as text, joined if the result fits the budget."""
+        texts = [str(part) for part in parts]
+        size = sum(map(len, texts))
+        budget = _budget()
+        if size > budget.max_chars:
+            raise budget.error("a ~ concatenation", size)
+        return "".join(texts)
+
+
+def _budget() -> Budget:
+    """The budget of the rendering in progress (a template is only run through `render`)."""
+    budget = current()
+    if budget is None:
+        raise TemplateBudgetError("templates are rendered through ChatTemplate.render only")
+    return budget
 
 
 def _raise_exception(message: Any) -> None:
@@ -176,6 +230,9 @@ def _make_environment() -> jinja2.Environment:
         extensions=[jinja2.ext.loopcontrols, _GenerationExtension],
     )
     env.filters["tojson"] = _tojson
+    for name, func in list(env.filters.items()):
+        env.filters[name] = checked_filter(func)
+    env.globals.pop("lipsum", None)  # lipsum(n=10**6) builds hundreds of MB in one call
     env.globals["raise_exception"] = _raise_exception
     env.globals["strftime_now"] = _strftime_now
     return env
@@ -228,8 +285,11 @@ class ChatTemplate:
         bos_token: str = "",
         eos_token: str = "",
         name: str | None = None,
+        *,
+        limits: Limits | None = None,
     ) -> None:
         self.source = source if source else CHATML_TEMPLATE
+        self.limits = limits or DEFAULT_LIMITS
         self.is_fallback = not source
         self.bos_token = bos_token
         self.eos_token = eos_token
@@ -239,6 +299,8 @@ class ChatTemplate:
             self._template = _ENV.template_class.from_code(_ENV, code, _ENV.make_globals(None))
         except jinja2.TemplateSyntaxError as exc:
             raise ChatTemplateError(exc.message or str(exc), line=exc.lineno, name=name) from exc
+        except RecursionError as exc:  # blocks nested thousands deep
+            raise ChatTemplateError("the template is nested too deeply to compile", name=name) from exc
 
     def render(
         self,
@@ -262,8 +324,13 @@ class ChatTemplate:
         }
         if tools:
             context["tools"] = list(tools)
+        budget = Budget(self.limits)
         try:
-            return self._template.render(context)
+            return budget.run(lambda: self._generate(context, budget))
+        except TemplateBudgetError as exc:
+            raise ChatTemplateError(str(exc), line=_template_line(exc), name=self.name) from exc
+        except MemoryError as exc:
+            raise ChatTemplateError("out of memory while rendering", name=self.name) from exc
         except _TemplateRaised as exc:
             raise ChatTemplateError(str(exc), line=_template_line(exc), name=self.name) from exc
         except jinja2.TemplateError as exc:
@@ -273,6 +340,17 @@ class ChatTemplate:
             raise ChatTemplateError(message, line=_template_line(exc), name=self.name) from exc
         except RecursionError as exc:
             raise ChatTemplateError("recursion too deep", line=None, name=self.name) from exc
+
+    def _generate(self, context: dict[str, Any], budget: Budget) -> str:
+        """Render chunk by chunk, counting the output against the budget."""
+        out: list[str] = []
+        size = 0
+        for chunk in self._template.generate(context):
+            size += len(chunk)
+            if size > budget.max_chars:
+                raise budget.error("the rendered prompt (characters so far)", size)
+            out.append(chunk)
+        return "".join(out)
 
     def __repr__(self) -> str:
         label = self.name or ("chatml-fallback" if self.is_fallback else "default")

@@ -13,6 +13,7 @@ from __future__ import annotations
 from lark import Token, Tree
 
 from ..errors import GrammarError
+from ..limits import DEFAULT_LIMITS, Limits, limit_message
 from ._ir import ANY_CHAR, CHAR, REF, TOKEN, CharSet, Element, GrammarIR, TokenSpec
 from ._syntax import Msg, error_at
 
@@ -28,8 +29,10 @@ _HEX_DIGITS = {"x": 2, "u": 4, "U": 8}
 class _Builder:
     """Walks the tree in source order, assigning symbol ids the way llama.cpp does."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, limits: Limits = DEFAULT_LIMITS) -> None:
         self.text = text
+        self.limits = limits
+        self.n_elements = 0  # elements of the finished rules, END slots included
         self.names: list[str] = []
         self.owners: list[str] = []
         self.symbols: dict[str, int] = {}
@@ -75,6 +78,18 @@ class _Builder:
         """All alternatives of a rule or group; llama.cpp's ``parse_alternates``."""
         alts = [self.sequence(seq, rule_name) for seq in tree.children]
         self.rules[rule_id] = alts
+        self.n_elements += sum(len(alt) + 1 for alt in alts)
+        self.check_elements(0, tree.meta if not tree.meta.empty else None)
+
+    def check_elements(self, extra: int, where: object) -> None:
+        """Refuse a grammar whose rules would hold more than ``grammar_max_elements``."""
+        total = self.n_elements + extra
+        if total > self.limits.grammar_max_elements:
+            reason = limit_message("the grammar's element count after expanding repetitions", total,
+                                   self.limits.grammar_max_elements,
+                                   "raise Limits.grammar_max_elements, see docs/limits.md")
+            line, column = getattr(where, "line", 1), getattr(where, "column", 1)
+            raise error_at(self.text, reason, line, column)
 
     def sequence(self, tree: Tree, rule_name: str) -> list[Element]:
         """One alternative; llama.cpp's ``parse_sequence``."""
@@ -197,11 +212,12 @@ class _Builder:
         total = hi if (not no_max and hi > 0) else (lo if lo > 0 else 1)
         if n_prev * total > MAX_REPETITION_THRESHOLD:
             raise self.error(f"{Msg.TOO_MANY_REPETITIONS} ({n_prev * total} copies)", where)
+        n_opt = 1 if no_max else hi - lo
+        self.check_elements(len(out) + len(prev) * max(lo - 1, 0) + n_opt * (len(prev) + 3), where)
         if lo == 0:
             del out[start:]
         else:
             out.extend(prev * (lo - 1))
-        n_opt = 1 if no_max else hi - lo
         last_rec = 0
         for i in range(n_opt):
             rec_id = self.generate(rule_name)
@@ -216,9 +232,9 @@ class _Builder:
         return n_prev * total
 
 
-def build_ir(tree: Tree, text: str, root: str) -> GrammarIR:
-    """Turn a parse tree into a `GrammarIR`; check references and the root rule."""
-    builder = _Builder(text)
+def build_ir(tree: Tree, text: str, root: str, limits: Limits = DEFAULT_LIMITS) -> GrammarIR:
+    """Turn a parse tree into a `GrammarIR`; check references, the root rule and the size."""
+    builder = _Builder(text, limits)
     for rule in tree.children:
         builder.rule(rule)
     if not builder.rules:

@@ -14,6 +14,12 @@ always a terminal) and, for every character, pops matching terminals and re-expa
 States repeat constantly in real output (every string character of JSON at one depth is the
 same state), so after warm-up almost every step is a table lookup. The machine knows nothing
 about vocabularies; `CompiledGrammar` (matcher.py) adds those.
+
+Bounds (`Limits`): a state holds at most ``grammar_max_stacks`` stacks, a grammar learns at
+most ``grammar_max_states`` states, and learning is charged to a `Budget` (per call and per
+lifetime), so an ambiguous grammar whose stacks double on every character fails with a
+`GrammarError` instead of stalling its thread or exhausting memory. A refused transition is
+not memoized: every later request that reaches it fails the same way.
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ from bisect import bisect_right
 
 import numpy as np
 
+from ..limits import DEFAULT_LIMITS, Limits
 from ._ir import CHAR, REF, TOKEN, CharSet, GrammarIR, TokenSpec
+from ._limits import Budget, limit_error
 
 __all__ = ["Machine", "END", "DEAD"]
 
@@ -35,8 +43,10 @@ DEAD = 0
 class Machine:
     """Flattened rules, interned stacks and states, and their memoized transitions."""
 
-    def __init__(self, ir: GrammarIR) -> None:
+    def __init__(self, ir: GrammarIR, limits: Limits = DEFAULT_LIMITS) -> None:
         self._lock = threading.RLock()
+        self.limits = limits
+        self.budget = Budget(limits)
         self.charsets: list[CharSet] = []
         self.token_specs: list[TokenSpec] = []
         self._flatten(ir)
@@ -134,6 +144,7 @@ class Machine:
             return cached
         kinds, args, rule_alts = self.kinds, self.args, self.rule_alts
         todo, seen, out = [stack], set(), []
+        most = self.limits.grammar_max_stacks
         while todo:
             cur = todo.pop()
             if cur in seen:
@@ -141,12 +152,19 @@ class Machine:
             seen.add(cur)
             if not cur or kinds[cur[-1]] != REF:
                 out.append(self._intern_stack(cur))
+                if len(out) > most:
+                    raise limit_error("the number of pushdown stacks one position expands to", len(out),
+                                      "grammar_max_stacks", self.limits)
                 continue
+            if len(seen) > 8 * most:
+                raise limit_error("the rule references expanded at one position (stacks)", len(seen),
+                                  "grammar_max_stacks", self.limits)
             pos = cur[-1]
             base = cur[:-1] + ((pos + 1,) if kinds[pos + 1] != END else ())
             for start in rule_alts[args[pos]]:
                 todo.append(base + (start,) if kinds[start] != END else base)
         result = tuple(sorted(set(out)))
+        self.budget.charge(len(seen))
         self._closure_cache[stack] = result
         return result
 
@@ -165,7 +183,14 @@ class Machine:
         state = self._state_ids.get(key)
         if state is not None:
             return state
+        if len(key) > self.limits.grammar_max_stacks:
+            raise limit_error("the number of pushdown stacks alive at once (an ambiguous grammar?)", len(key),
+                              "grammar_max_stacks", self.limits)
         state = len(self.state_stacks)
+        if state >= self.limits.grammar_max_states:
+            raise limit_error("the number of matcher states this grammar has learned", state + 1,
+                              "grammar_max_states", self.limits)
+        self.budget.charge(len(key))
         groups: dict[int, list[int]] = {}
         tokens = []
         complete = False
@@ -207,6 +232,7 @@ class Machine:
             sids: set[int] = set()
             for cs, group in self.char_groups[state]:
                 if member[cs][cls]:
+                    self.budget.charge(len(group))
                     for sid in group:
                         sids.update(self.after(sid))
             nxt = self._intern_state(frozenset(sids))
@@ -269,6 +295,7 @@ class Machine:
         """Stacks after token terminals (stack ids in `matched`) of `state` consumed a token."""
         sids: set[int] = set()
         with self._lock:
+            self.budget.charge(len(matched))
             for sid in matched:
                 sids.update(self.after(sid))
         return frozenset(sids)

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import SchemaError
+from ..limits import DEFAULT_LIMITS, Limits, limit_message
 
 __all__ = [
     "Node", "AnyNode", "RefNode", "AnyOfNode", "AllOfNode", "ConstNode", "EnumNode", "NullNode",
     "BooleanNode", "NumberNode", "IntegerNode", "StringNode", "ArrayNode", "TupleNode", "ObjectNode",
-    "Property", "build_schema", "IGNORED_CONSTRAINTS",
+    "Property", "build_schema", "check_shape", "IGNORED_CONSTRAINTS",
 ]
 
 #: Keywords that narrow the valid documents but that the grammar does not enforce.
@@ -130,12 +131,34 @@ class ObjectNode(Node):
     additional: Node | None = None  # None: no other properties allowed
 
 
+def _schema_limit(what: str, value: object, field: str, limits: Limits, path: str) -> SchemaError:
+    bound = getattr(limits, field)
+    return SchemaError(limit_message(what, value, bound, f"raise Limits.{field}, see docs/limits.md"), path)
+
+
+def check_shape(schema: Any, limits: Limits = DEFAULT_LIMITS) -> None:
+    """Refuse a schema document nested deeper than ``schema_max_depth`` (objects and arrays),
+    without recursing: it runs before anything that would (`copy.deepcopy`, the builder)."""
+    todo: list[tuple[Any, int]] = [(schema, 1)]
+    most = limits.schema_max_depth
+    while todo:
+        value, depth = todo.pop()
+        if depth > most:
+            raise _schema_limit("the nesting of the schema (objects and arrays)", depth, "schema_max_depth",
+                                limits, "#")
+        if isinstance(value, dict):
+            todo.extend((item, depth + 1) for item in value.values() if isinstance(item, (dict, list)))
+        elif isinstance(value, list):
+            todo.extend((item, depth + 1) for item in value if isinstance(item, (dict, list)))
+
+
 class _Builder:
     """``common_chat_schema_builder``: one pass over the JSON, refs resolved at the end."""
 
-    def __init__(self, document: Any, strict: bool) -> None:
+    def __init__(self, document: Any, strict: bool, limits: Limits = DEFAULT_LIMITS) -> None:
         self.document = document
         self.strict = strict
+        self.limits = limits
         self.refs: dict[str, Node | None] = {}
         self.pending: list[RefNode] = []
 
@@ -152,19 +175,25 @@ class _Builder:
         value = schema[key]
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise SchemaError(f"{key} must be a non-negative integer", path)
+        if value > 2**31 - 1:  # llama.cpp reads counts as int; a grammar could not repeat more anyway
+            raise SchemaError(f"{key} must be at most {2**31 - 1}", path)
         return value
 
-    @staticmethod
-    def bound(schema: dict, key: str, path: str, round_up: bool) -> int:
+    def bound(self, schema: dict, key: str, path: str, round_up: bool) -> int:
         """An integer bound; a fractional one is rounded inwards, as llama.cpp does."""
         value = schema[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise SchemaError(f"{key} must be a number", path)
-        if isinstance(value, int):
-            return value
-        if not math.isfinite(value):
-            raise SchemaError(f"{key} must be a finite number", path)
-        return math.ceil(value) if round_up else math.floor(value)
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise SchemaError(f"{key} must be a finite number", path)
+            value = math.ceil(value) if round_up else math.floor(value)
+        most = self.limits.schema_max_number_digits
+        if abs(value) >= 10 ** most:
+            digits = int(abs(value).bit_length() * 0.30103) + 1  # str() of a huge int is refused
+            raise _schema_limit(f"the number of digits of {key}", f"about {digits}", "schema_max_number_digits",
+                                self.limits, path)
+        return value
 
     @staticmethod
     def format(schema: dict, path: str) -> str:
@@ -223,6 +252,9 @@ class _Builder:
             props = schema["properties"]
             if not isinstance(props, dict):
                 raise SchemaError("properties must be an object", path)
+            if len(props) > self.limits.schema_max_properties:
+                raise _schema_limit("the number of properties of an object", len(props), "schema_max_properties",
+                                    self.limits, path)
             for name, prop in props.items():
                 node.properties.append(Property(name, self.node(prop, f"{path}/properties/{name}"), name in required))
         if "additionalProperties" in schema:
@@ -348,7 +380,7 @@ class _Builder:
         return AnyOfNode([self.node(rest, path), NullNode()])
 
 
-def build_schema(schema: Any, document: Any = None, strict: bool = False) -> Node:
+def build_schema(schema: Any, document: Any = None, strict: bool = False, limits: Limits = DEFAULT_LIMITS) -> Node:
     """Read `schema` (a parsed JSON Schema); ``$ref`` pointers resolve inside `document`
     (by default the schema itself). Raises `SchemaError` for what cannot be expressed."""
-    return _Builder(schema if document is None else document, strict).build(schema)
+    return _Builder(schema if document is None else document, strict, limits).build(schema)

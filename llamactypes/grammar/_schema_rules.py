@@ -316,5 +316,9 @@ class _IntRange:
 def build_min_max_int(min_value: int | None, max_value: int | None) -> str:
     """GBNF for the integers between `min_value` and `max_value` (None: unbounded)."""
     builder = _IntRange()
-    builder.build(min_value, max_value)
+    # llama.cpp allows 16 digits past a one-sided bound; a bound with more digits (1e30) needs
+    # that many and one more, or the rule asks for an impossible repetition ({29,14})
+    widest = max(len(str(abs(v))) for v in (min_value, max_value) if v is not None) if (
+        min_value is not None or max_value is not None) else 0
+    builder.build(min_value, max_value, max(16, widest + 2))
     return "".join(builder.out)

@@ -42,9 +42,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import SchemaError
+from ..limits import DEFAULT_LIMITS, Limits
 from ._schema_model import (
     AllOfNode, AnyNode, AnyOfNode, ArrayNode, BooleanNode, ConstNode, EnumNode, IntegerNode, Node, NullNode,
-    NumberNode, ObjectNode, RefNode, StringNode, TupleNode, build_schema,
+    NumberNode, ObjectNode, RefNode, StringNode, TupleNode, build_schema, check_shape,
 )
 from ._schema_pattern import JSON_DOT, JSON_DOT_ALL, InvalidPattern, UnsupportedPattern, not_strings, pattern_to_gbnf
 from ._schema_rules import (
@@ -63,10 +64,12 @@ class SchemaConverter:
     ``space`` (optional whitespace) is always present for callers to use.
     """
 
-    def __init__(self, *, dotall: bool = False, strict: bool = False) -> None:
-        """`dotall`: ``.`` in patterns also matches newlines; `strict`: refuse ignored keywords."""
+    def __init__(self, *, dotall: bool = False, strict: bool = False, limits: Limits | None = None) -> None:
+        """`dotall`: ``.`` in patterns also matches newlines; `strict`: refuse ignored keywords;
+        `limits`: the schema bounds (depth, properties, digits), `DEFAULT_LIMITS` if None."""
         self._dotall = dotall
         self._strict = strict
+        self._limits = limits or DEFAULT_LIMITS
         self._rules: dict[str, str] = {"space": SPACE_RULE}
         self._resolving: set[str] = set()
         self._errors: list[str] = []
@@ -80,7 +83,10 @@ class SchemaConverter:
         ``$ref`` pointers resolve inside `document` (default: `schema` itself), so a property
         schema can be added on its own with its enclosing document. Raises `SchemaError`.
         """
-        node = build_schema(copy.deepcopy(schema), document=document, strict=self._strict)
+        check_shape(schema, self._limits)
+        if document is not None:
+            check_shape(document, self._limits)
+        node = build_schema(copy.deepcopy(schema), document=document, strict=self._strict, limits=self._limits)
         rule = self.visit(node, "" if name == "root" else name)
         self._check_errors()
         return rule
@@ -285,20 +291,26 @@ class SchemaConverter:
         return rule + ' space "}"'
 
     def _optional_chain(self, keys: list[str], first_optional: bool, kv_rules: dict[str, str], prefix: str) -> str:
-        """llama.cpp's ``get_recursive_refs``: the first of `keys`, then maybe the rest."""
+        """llama.cpp's ``get_recursive_refs``: the first of `keys`, then maybe the rest.
+
+        Built from the last key backwards (llama.cpp recurses once per key; the rules and
+        their order of creation are the same), so many properties cannot exhaust the stack.
+        """
         if not keys:
             return ""
-        key = keys[0]
-        kv = kv_rules[key]
-        comma = f'( "," space {kv} )'
-        if first_optional:
-            res = comma + ("*" if key == "*" else "?")
-        else:
-            res = kv + (f" {comma}*" if key == "*" else "")
-        if len(keys) > 1:
-            rest = self._optional_chain(keys[1:], True, kv_rules, prefix)
-            res += " " + self._add_rule(f"{prefix}{key}-rest", rest)
-        return res
+
+        def head(key: str, optional: bool) -> str:
+            kv = kv_rules[key]
+            comma = f'( "," space {kv} )'
+            if optional:
+                return comma + ("*" if key == "*" else "?")
+            return kv + (f" {comma}*" if key == "*" else "")
+
+        rest: str | None = None  # the rule for keys[j + 1:], every key optional
+        for j in range(len(keys) - 1, 0, -1):
+            body = head(keys[j], True) + (f" {rest}" if rest is not None else "")
+            rest = self._add_rule(f"{prefix}{keys[j - 1]}-rest", body)
+        return head(keys[0], first_optional) + (f" {rest}" if rest is not None else "")
 
     def _char_rule(self) -> str:
         return self._add_primitive("char", PRIMITIVE_RULES["char"])
@@ -324,12 +336,12 @@ SchemaConverter._HANDLERS = {
 }
 
 
-def json_schema_to_gbnf(schema: dict[str, Any], *, strict: bool = False) -> str:
+def json_schema_to_gbnf(schema: dict[str, Any], *, strict: bool = False, limits: Limits | None = None) -> str:
     """The GBNF grammar (root rule ``root``) of the JSON documents `schema` describes.
 
     Raises `SchemaError` for schemas llama.cpp cannot convert either (or, with `strict`,
     for keywords it would ignore).
     """
-    converter = SchemaConverter(strict=strict)
+    converter = SchemaConverter(strict=strict, limits=limits)
     converter.add(schema)
     return converter.gbnf()

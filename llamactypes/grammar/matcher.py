@@ -21,13 +21,14 @@ column by column (all tokens' k-th character together), and is cached per state.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
+import itertools
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import GrammarError
+from ..limits import DEFAULT_LIMITS, Limits
+from ._cache import ByteLRU
 from ._ir import TokenSpec
 from ._machine import DEAD, Machine
 from .vocab import Partial, TokenVocab, cut_at_nul, decode_utf8, vocab_index
@@ -35,9 +36,30 @@ from .vocab import Partial, TokenVocab, cut_at_nul, decode_utf8, vocab_index
 if TYPE_CHECKING:
     from .parser import Grammar
 
-__all__ = ["CompiledGrammar", "GrammarMatcher"]
+__all__ = ["CompiledGrammar", "GrammarMatcher", "set_cache_limits", "cache_limits", "mask_cache"]
 
-_MASK_CACHE_SIZE = 128
+_cache_limits: list[Limits] = [DEFAULT_LIMITS]
+#: Every grammar's masks, packed 8 tokens a byte, in one LRU bounded by
+#: ``Limits.grammar_mask_cache_bytes``: the memory is bounded however many grammars there are.
+_MASKS: ByteLRU[np.ndarray] = ByteLRU(lambda: _cache_limits[0].grammar_mask_cache_bytes)
+_serials = itertools.count()
+
+
+def set_cache_limits(limits: Limits) -> None:
+    """Use `limits` for the process-wide grammar caches (masks, parsed request grammars)."""
+    _cache_limits[0] = limits
+
+
+def cache_limits() -> Limits:
+    """The limits the process-wide grammar caches follow (`set_cache_limits` changes them)."""
+    return _cache_limits[0]
+
+
+def mask_cache() -> ByteLRU[np.ndarray]:
+    """The process-wide mask cache (its ``nbytes`` is what the masks cost now)."""
+    return _MASKS
+
+
 #: Below this many tokens still alive, `mask` finishes them one by one in Python.
 _FEW_TOKENS = 256
 
@@ -66,8 +88,7 @@ class CompiledGrammar:
         kind = np.where(index.usable, 0, 2).astype(np.int8)
         kind[index.eog_ids] = 1
         self._kind = kind.tolist()
-        self._masks: OrderedDict[int | tuple[int, Partial], np.ndarray] = OrderedDict()
-        self._masks_lock = threading.Lock()
+        self._serial = next(_serials)  # names this grammar's masks in the shared cache
 
     def matcher(self) -> GrammarMatcher:
         """A fresh matcher at the start of the grammar."""
@@ -127,6 +148,10 @@ class CompiledGrammar:
 
     def allows(self, state: int, partial: Partial | None, token: int) -> bool:
         """May `token` come next in (`state`, `partial`)?"""
+        self.machine.budget.start_call()
+        return self._allows(state, partial, token)
+
+    def _allows(self, state: int, partial: Partial | None, token: int) -> bool:
         kind = self._kind[token] if 0 <= token < self.n_vocab else 2
         if kind:
             return kind == 1 and partial is None and self.machine.complete[state]
@@ -144,6 +169,7 @@ class CompiledGrammar:
         """The (`state`, `partial`) after `token`; raises `GrammarError` if it is not allowed."""
         kind = self._kind[token] if 0 <= token < self.n_vocab else 2
         machine = self.machine
+        machine.budget.start_call()
         if kind == 1 and partial is None and machine.complete[state]:
             return state, partial
         if kind:
@@ -171,18 +197,15 @@ class CompiledGrammar:
     # --- the whole vocabulary ---------------------------------------------------------------
     def mask(self, state: int, partial: Partial | None) -> np.ndarray:
         """Boolean array over the vocabulary: which tokens may come next (a fresh copy)."""
-        key = state if partial is None else (state, partial)
-        with self._masks_lock:
-            cached = self._masks.get(key)
-            if cached is not None:
-                self._masks.move_to_end(key)
-        if cached is None:
-            cached = self._fresh_mask(state) if partial is None else self._partial_mask(state, partial)
-            with self._masks_lock:
-                self._masks[key] = cached
-                if len(self._masks) > _MASK_CACHE_SIZE:
-                    self._masks.popitem(last=False)
-        return cached.copy()
+        key = (self._serial, state) if partial is None else (self._serial, state, partial)
+        packed = _MASKS.get(key)
+        if packed is None:
+            self.machine.budget.start_call()
+            fresh = self._fresh_mask(state) if partial is None else self._partial_mask(state, partial)
+            packed = np.packbits(fresh)
+            _MASKS.put(key, packed, packed.nbytes + 100)
+            return fresh
+        return np.unpackbits(packed, count=self.n_vocab).view(bool)
 
     def known_mask(self, state: int, partial: Partial | None) -> np.ndarray | None:
         """The cached mask for this position as a read-only view, or None when it has not
@@ -200,7 +223,7 @@ class CompiledGrammar:
         """While a character is unfinished only tokens starting with continuation bytes fit."""
         out = np.zeros(self.n_vocab, dtype=bool)
         for token in self.index.continuations:
-            out[token] = self.allows(state, partial, token)
+            out[token] = self._allows(state, partial, token)
         return out
 
     def _fresh_mask(self, state: int) -> np.ndarray:
@@ -354,6 +377,7 @@ class GrammarMatcher:
         if not data:
             return True
         machine = self.compiled.machine
+        machine.budget.start_call()
         decoded = decode_utf8(cut_at_nul(bytes(data)), self._partial)
         if decoded is None:
             return False

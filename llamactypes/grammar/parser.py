@@ -17,8 +17,10 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any
 
+from ..limits import DEFAULT_LIMITS, Limits
 from ._build import build_ir
 from ._ir import GrammarIR
+from ._limits import check_text
 from ._machine import DEAD, Machine
 from ._syntax import parse_tree
 from ._validate import check_left_recursion
@@ -37,34 +39,39 @@ class Grammar:
     and `compile` to get the per-vocabulary form that constrains token sampling.
     """
 
-    __slots__ = ("text", "root", "ir", "_machine", "_compiled", "_lock")
+    __slots__ = ("text", "root", "ir", "limits", "_machine", "_compiled", "_lock")
 
-    def __init__(self, text: str, root: str, ir: GrammarIR) -> None:
+    def __init__(self, text: str, root: str, ir: GrammarIR, limits: Limits = DEFAULT_LIMITS) -> None:
         """Use `from_gbnf`; this only stores an already checked rule list."""
         self.text = text
         self.root = root
         self.ir = ir
+        self.limits = limits
         self._machine: Machine | None = None
         self._compiled: weakref.WeakKeyDictionary[TokenVocab, CompiledGrammar] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
     @classmethod
-    def from_gbnf(cls, text: str, root: str = "root") -> Grammar:
+    def from_gbnf(cls, text: str, root: str = "root", *, limits: Limits | None = None) -> Grammar:
         """Parse and check GBNF `text`; `root` names the start rule.
 
-        Raises `GrammarError` (with ``line``, ``column`` and ``context``) for any mistake.
+        Raises `GrammarError` (with ``line``, ``column`` and ``context``) for any mistake, and
+        for a grammar past one of `limits` (size, nesting, expanded elements); the matching
+        limits (stacks, states, work per step) apply later, while it runs.
         """
+        limits = limits or DEFAULT_LIMITS
+        check_text(text, limits)
         tree = parse_tree(text)
-        ir = build_ir(tree, text, root)
+        ir = build_ir(tree, text, root, limits)
         check_left_recursion(ir, text)
-        return cls(text, root, ir)
+        return cls(text, root, ir, limits)
 
     @classmethod
-    def from_json_schema(cls, schema: dict[str, Any]) -> Grammar:
+    def from_json_schema(cls, schema: dict[str, Any], *, limits: Limits | None = None) -> Grammar:
         """The grammar of JSON documents valid under `schema` (see `json_schema_to_gbnf`)."""
         from .json_schema import json_schema_to_gbnf
 
-        return cls.from_gbnf(json_schema_to_gbnf(schema))
+        return cls.from_gbnf(json_schema_to_gbnf(schema, limits=limits), limits=limits)
 
     @property
     def machine(self) -> Machine:
@@ -73,18 +80,20 @@ class Grammar:
         if machine is None:
             with self._lock:
                 if self._machine is None:
-                    self._machine = Machine(self.ir)
+                    self._machine = Machine(self.ir, self.limits)
                 machine = self._machine
         return machine
 
     def accepts(self, text: str) -> bool:
         """True if the whole of `text` matches the grammar (token terminals never match text)."""
         machine = self.machine
+        machine.budget.start_call()
         return machine.complete[machine.walk_text(machine.initial, text)]
 
     def accepts_prefix(self, text: str) -> bool:
         """True if `text` can be continued (possibly with nothing) into a match."""
         machine = self.machine
+        machine.budget.start_call()
         return machine.walk_text(machine.initial, text) != DEAD
 
     def compile(self, vocab: TokenVocab) -> CompiledGrammar:
@@ -103,6 +112,19 @@ class Grammar:
                 with self._lock:
                     compiled = self._compiled.setdefault(vocab, compiled)
         return compiled
+
+    def nbytes(self) -> int:
+        """A rough estimate of the memory this grammar holds now (text, rules, learned states).
+
+        Used to bound the cache of request grammars in bytes; it grows as the machine learns.
+        """
+        n_elements = sum(len(alt) + 1 for alts in self.ir.rules for alt in alts)
+        size = 2 * len(self.text) + 64 * n_elements + 1024
+        machine = self._machine
+        if machine is not None:
+            n_states = machine.n_states
+            size += n_states * (machine.n_classes * 12 + 300) + machine.budget.total * 40
+        return size
 
     @property
     def rule_names(self) -> list[str]:

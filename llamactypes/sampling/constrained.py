@@ -19,7 +19,6 @@ produced, so a thinking model reasons freely and its answer is constrained.
 from __future__ import annotations
 
 import codecs
-import functools
 import logging
 import re
 from typing import Any, Iterable, Sequence
@@ -28,6 +27,8 @@ import numpy as np
 
 from ..errors import GrammarError, InvalidRequestError
 from ..grammar import Grammar, GrammarMatcher, TokenVocab
+from ..grammar._cache import ByteLRU
+from ..grammar.matcher import cache_limits
 
 __all__ = ["GrammarConstraint", "TriggerScanner", "build_constraint"]
 
@@ -213,11 +214,30 @@ class GrammarConstraint:
         self.failed = True
 
 
-@functools.lru_cache(maxsize=64)
+_PARSED: ByteLRU[Grammar] = ByteLRU(lambda: cache_limits().grammar_cache_bytes)
+
+
 def _parsed(text: str) -> Grammar:
     """Grammars arrive as text with every request (tool schemas, JSON mode): parse each text
-    once, so its compiled form, with the masks it has learned, is shared by later requests."""
-    return Grammar.from_gbnf(text)
+    once, so its compiled form, with the masks it has learned, is shared by later requests.
+    The cache is bounded in bytes (``Limits.grammar_cache_bytes``), re-measured on each use
+    because a grammar grows as it learns."""
+    grammar = _PARSED.get(text)
+    if grammar is not None and _worn(grammar):
+        grammar = None  # start a fresh machine before the lifetime bounds turn into errors
+    if grammar is None:
+        grammar = Grammar.from_gbnf(text, limits=cache_limits())
+    _PARSED.put(text, grammar, grammar.nbytes())
+    return grammar
+
+
+def _worn(grammar: Grammar) -> bool:
+    """Has a cached grammar used half of a lifetime bound (states, work)? Real grammars learn
+    a few dozen states; one that learned this much is replaced by a fresh parse rather than
+    failing every later request."""
+    machine = grammar.machine
+    limits = grammar.limits
+    return machine.n_states * 2 > limits.grammar_max_states or machine.budget.total * 2 > limits.grammar_max_work
 
 
 def build_constraint(vocab: TokenVocab, *, grammar: str | Grammar, grammar_lazy: bool = False,
