@@ -25,7 +25,8 @@ from ..chat.types import Delta
 from ..engine.types import ChatRequest, Finished, Sampling
 from ..errors import InvalidRequestError
 from ..limits import DEFAULT_LIMITS, Limits
-from .fields import check_count, get_bool, get_int, get_list, get_number, get_object, get_stop, get_str, require
+from .fields import (check_count, check_schema_shape, get_bool, get_int, get_list, get_number, get_object, get_stop,
+                     get_str, require)
 
 __all__ = [
     "MessagesCall", "parse_messages", "MessageStream", "fold_message", "stop_reason", "models_response",
@@ -204,8 +205,8 @@ def _tools(body: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> list[dic
         if tool.get("type") not in (None, "custom") and schema is None:
             log.info("ignoring server tool %s (%s): this server runs no tools itself", tool["name"], tool["type"])
             continue
-        if schema is not None and not isinstance(schema, Mapping):
-            raise InvalidRequestError("input_schema must be a JSON Schema object", param=f"tools[{i}].input_schema")
+        if schema is not None:
+            check_schema_shape(schema, f"tools[{i}].input_schema")
         function: dict[str, Any] = {"name": tool["name"], "parameters": dict(schema or {"type": "object"})}
         if isinstance(tool.get("description"), str):
             function["description"] = tool["description"]

@@ -12,6 +12,7 @@ import contextlib
 import hmac
 import json
 import logging
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from werkzeug.wrappers import Request, Response
 
 from ..chat.types import Delta
 from ..engine import Engine, Finished, Usage, fold_events
-from ..errors import BusyError, InvalidRequestError
+from ..errors import BusyError, InvalidRequestError, LlamaError
 from ..limits import DEFAULT_LIMITS, Limits, limit_message
 from . import anthropic, openai
 from .body import decode_json_body
@@ -164,12 +165,25 @@ class App:
     def preparing(self) -> Iterator[None]:
         """A place among the requests doing pre-queue work (parsing, rendering, grammar compiling,
         tokenizing) on their own threads; `BusyError` (503 + Retry-After) when none frees up within
-        `limits.prepare_wait` seconds, so a flood cannot pile up CPU work and memory unboundedly."""
+        `limits.prepare_wait` seconds, so a flood cannot pile up CPU work and memory unboundedly.
+
+        Also the last line of defence for "never a 500 for what a client sends": everything done
+        here is a function of the request, so an unexpected exception from a layer below (a shape
+        of input nobody checked) is answered 400 with an error id, and logged with its traceback
+        under that id as the bug it is."""
         if not self._preparing.acquire(timeout=self.config.limits.prepare_wait):
             raise BusyError(limit_message("requests being prepared", "at the limit", self.config.limits.max_preparing,
                                           "the server's max_preparing limit; retry shortly"), retry_after=1)
         try:
             yield
+        except _UNEXPECTED as exc:
+            if isinstance(exc, LlamaError):
+                raise
+            error_id = secrets.token_hex(6)
+            log.error("unexpected %s while preparing a request [error id %s]", type(exc).__name__, error_id,
+                      exc_info=exc)
+            raise InvalidRequestError(f"the request has a value this server cannot handle (error id {error_id}: "
+                                      "the server log has the details)") from None
         finally:
             self._preparing.release()
 
@@ -352,6 +366,10 @@ def _finished_of(events: list[Any]) -> Finished:
         if isinstance(event, Finished):
             return event
     return Finished("cancelled", Usage(0, 0))
+
+
+#: what a layer below raises on input shapes it did not expect (programming errors, not I/O or C failures)
+_UNEXPECTED = (TypeError, AttributeError, KeyError, IndexError, ValueError, RecursionError, OverflowError)
 
 
 def _is_preflight(request: Request) -> bool:

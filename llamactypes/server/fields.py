@@ -14,7 +14,7 @@ from ..errors import InvalidRequestError
 from ..limits import DEFAULT_LIMITS, Limits, limit_message
 
 __all__ = ["get_bool", "get_int", "get_number", "get_str", "get_stop", "get_object", "get_list", "require",
-           "check_count", "INT_LIMIT"]
+           "check_count", "check_schema_shape", "INT_LIMIT"]
 
 _MISSING = object()
 
@@ -141,3 +141,16 @@ def check_count(key: str, items: Sized, limit: int, name: str) -> None:
     if len(items) > limit:
         raise InvalidRequestError(limit_message(f"the number of {key} entries", len(items), limit,
                                                 f"the server's {name} limit"), param=key)
+
+
+def check_schema_shape(schema: Any, param: str) -> None:
+    """A tool's parameter schema must be an object whose `properties` (if any) is an object of
+    schemas: the chat layer reads it to describe and constrain the tool call."""
+    if not isinstance(schema, Mapping):
+        raise InvalidRequestError("a tool's parameters must be a JSON Schema object", param=param)
+    props = schema.get("properties")
+    if props is None:
+        return
+    if not isinstance(props, Mapping) or not all(isinstance(v, (Mapping, bool)) for v in props.values()):
+        raise InvalidRequestError("properties must be an object mapping names to JSON Schemas",
+                                  param=f"{param}.properties")

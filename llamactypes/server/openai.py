@@ -21,8 +21,8 @@ from ..chat.types import Delta
 from ..engine.types import ChatRequest, ChatResult, CompletionRequest, Finished, Sampling, Usage
 from ..errors import InvalidRequestError
 from ..limits import DEFAULT_LIMITS, Limits
-from .fields import (INT_LIMIT, check_count, get_bool, get_int, get_list, get_number, get_object, get_stop, get_str,
-                     require)
+from .fields import (INT_LIMIT, check_count, check_schema_shape, get_bool, get_int, get_list, get_number,
+                     get_object, get_stop, get_str, require)
 
 __all__ = [
     "ChatCall", "CompletionCall", "parse_chat", "parse_completion", "parse_embeddings", "parse_sampling",
@@ -216,6 +216,10 @@ def parse_chat(body: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> Chat
     tools = get_list(body, "tools") or None
     if tools:
         check_count("tools", tools, limits.max_tools, "max_tools")
+        for i, tool in enumerate(tools):
+            function = tool.get("function") if isinstance(tool, Mapping) else None
+            if isinstance(function, Mapping) and function.get("parameters") is not None:
+                check_schema_shape(function["parameters"], f"tools[{i}].function.parameters")
     template_kwargs = _template_kwargs(body)
     thinking = template_kwargs.get("enable_thinking")
     if thinking is not None and not isinstance(thinking, bool):
