@@ -19,12 +19,17 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from ..errors import InvalidRequestError
 from ..limits import DEFAULT_LIMITS, Limits, limit_message
 
 __all__ = ["decode_json_body", "check_json_tree"]
+
+
+#: the only way a lone surrogate gets into text decoded from UTF-8: a JSON escape \\uD800-\\uDFFF
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
 
 
 def _reject_constant(name: str) -> Any:
@@ -55,7 +60,8 @@ def decode_json_body(data: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, 
         raise InvalidRequestError(f"the request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise InvalidRequestError("the request body must be a JSON object")
-    check_json_tree(body, limits.max_json_depth)
+    # floats are finite by the parse hooks; strings need a look only if the text escapes a surrogate
+    check_json_tree(body, limits.max_json_depth, strings=_SURROGATE_ESCAPE.search(data) is not None)
     return body
 
 
@@ -78,24 +84,60 @@ def _check_text(text: str, path: tuple[Any, ...], what: str) -> None:
                                   param=_where(path)) from None
 
 
-def check_json_tree(value: Any, max_depth: int) -> None:
+def check_json_tree(value: Any, max_depth: int, *, strings: bool = True) -> None:
     """Raise `InvalidRequestError` for nesting deeper than `max_depth` or a string/key that is
-    not valid Unicode (see the module docstring); floats are checked to be finite too."""
-    stack: list[tuple[Any, tuple[Any, ...]]] = [(value, ())]
+    not valid Unicode (see the module docstring); floats are checked to be finite too.
+    `strings=False` skips the Unicode checks (the caller knows no surrogate can be there).
+
+    The fast pass tracks depth only; the path for the message is found again on failure."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    pop, push = stack.pop, stack.append
+    containers = (dict, list)
     while stack:
-        item, path = stack.pop()
-        if isinstance(item, str):
-            _check_text(item, path, "a string")
-        elif isinstance(item, float):
-            if not math.isfinite(item):
-                raise InvalidRequestError("numbers must be finite", param=_where(path))
-        elif isinstance(item, (dict, list)):
-            if len(path) >= max_depth:
-                raise InvalidRequestError(limit_message("the JSON nesting depth", f"over {max_depth}", max_depth,
-                                                        "the server's max_json_depth limit"), param=_where(path))
-            if isinstance(item, dict):
-                for key, child in item.items():
-                    _check_text(key, path, "a key")
-                    stack.append((child, path + (key,)))
-            else:
-                stack.extend((child, path + (i,)) for i, child in enumerate(item))
+        item, depth = pop()
+        kind = type(item)
+        if kind is dict or kind is list:
+            if depth >= max_depth:
+                break
+            for child in (item.values() if kind is dict else item):
+                if type(child) in containers or strings:
+                    push((child, depth + 1))
+            if strings and kind is dict and not all(k.isascii() or _valid(k) for k in item):
+                break
+        elif kind is str:
+            if not item.isascii() and not _valid(item):
+                break
+        elif kind is float and not math.isfinite(item):
+            break
+    else:
+        return
+    _locate(value, (), max_depth)
+    raise AssertionError("unreachable: the fast pass and _locate disagree")  # pragma: no cover
+
+
+def _valid(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _locate(item: Any, path: tuple[Any, ...], max_depth: int) -> None:
+    """The slow pass: raise the error for the first bad place, with its path (depth-limited recursion)."""
+    if isinstance(item, str):
+        _check_text(item, path, "a string")
+    elif isinstance(item, float):
+        if not math.isfinite(item):
+            raise InvalidRequestError("numbers must be finite", param=_where(path))
+    elif isinstance(item, (dict, list)):
+        if len(path) >= max_depth:
+            raise InvalidRequestError(limit_message("the JSON nesting depth", f"over {max_depth}", max_depth,
+                                                    "the server's max_json_depth limit"), param=_where(path))
+        if isinstance(item, dict):
+            for key, child in item.items():
+                _check_text(key, path, "a key")
+                _locate(child, path + (key,), max_depth)
+        else:
+            for i, child in enumerate(item):
+                _locate(child, path + (i,), max_depth)

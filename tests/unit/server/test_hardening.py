@@ -290,3 +290,36 @@ def test_an_unexpected_error_while_preparing_is_400_with_an_id_and_logged(
     assert "secret internals" not in error["message"] and "error id" in error["message"]
     error_id = error["message"].split("error id ")[1].split(":")[0]
     assert f"error id {error_id}" in caplog.text and "secret internals" in caplog.text
+
+
+# ------------------------------------------------------------------ disconnect detection
+
+def test_client_gone_works_for_descriptors_above_1024() -> None:
+    """select() raises for fd >= 1024 and that read as "gone": a busy server would cancel every job."""
+    import os
+    import resource
+    import socket
+
+    from llamactypes.server.responses import client_gone
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1600:
+        pytest.skip(f"the descriptor limit ({hard}) is too low for this test")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1600), hard))
+    ours, peer = socket.socketpair()
+    try:
+        high = socket.socket(fileno=os.dup2(ours.fileno(), 1500))
+        assert high.fileno() >= 1024
+        environ = {"werkzeug.socket": high}
+        assert client_gone(environ) is False
+        peer.sendall(b"pipelined bytes")  # data waiting is not a hang-up
+        assert client_gone(environ) is False
+        peer.close()
+        high.recv(100)
+        assert client_gone(environ) is True
+        high.close()
+        assert client_gone({}) is False  # no socket known: assume the client is there
+    finally:
+        ours.close()
+        peer.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
