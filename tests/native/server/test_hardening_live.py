@@ -70,8 +70,8 @@ def _wait_idle(engine: Engine, timeout: float = 10.0) -> None:
     assert not engine.busy and engine.queue_length == 0, "an abandoned generation is still running"
 
 
-def test_200_streams_hung_up_after_1_to_3_events_leave_the_server_answering(server: ServerThread,
-                                                                           engine: Engine) -> None:
+def test_200_streams_hung_up_after_1_to_3_events_leave_the_server_answering(
+        server: ServerThread, engine: Engine) -> None:
     bodies = [("/v1/completions", {"prompt": "the", "max_tokens": 200, "temperature": 0, "stream": True,
                                    "logit_bias": BANNED_EOG}),
               ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 200,
@@ -104,8 +104,8 @@ def test_8_clients_x_25_mixed_requests_lose_nothing_and_mix_nothing(server: Serv
     def ask(kind: str, prompt: str) -> tuple[int, str]:
         messages = [{"role": "user", "content": prompt}]
         if kind == "chat":
-            r = requests.post(url + "/v1/chat/completions", json={"messages": messages, "max_tokens": 8,
-                                                                   "temperature": 0}, timeout=60)
+            body = {"messages": messages, "max_tokens": 8, "temperature": 0}
+            r = requests.post(url + "/v1/chat/completions", json=body, timeout=60)
             return r.status_code, r.json()["choices"][0]["message"]["content"] if r.ok else r.text
         if kind == "completion-stream":
             with requests.post(url + "/v1/completions", json={"prompt": prompt, "max_tokens": 8, "temperature": 0,
