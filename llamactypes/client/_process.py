@@ -50,10 +50,14 @@ def serve_command(model_path: str | os.PathLike[str] | None, port: int, host: st
     """The ``python -m llamactypes.serve`` command line for these options.
 
     ``server_opts`` become flags: ``threads=2`` → ``--threads 2``, ``enable_thinking=True`` →
-    ``--enable-thinking``; False and None are left out; lists repeat the flag. ``api_key`` never
-    becomes a flag (a command line is visible to every user in ``ps``): start the process with
-    ``env=server_env(api_key)``, as `spawn_server` and `ServerPool.spawn` do.
+    ``--enable-thinking``; False and None are left out; lists repeat the flag. ``api_key`` is
+    refused (a command line is visible to every user in ``ps``; dropping it silently would start a
+    server without a key): start the process with ``env=server_env(api_key)``, as `spawn_server`
+    and `ServerPool.spawn` do.
     """
+    if server_opts.get("api_key") is not None:
+        raise ValueError("serve_command() puts no API key on a command line: pass it to the process as "
+                         "env=server_env(api_key) (LLAMACTYPES_API_KEY)")
     argv = [python or sys.executable, "-m", "llamactypes.serve"]
     if model_path is not None:
         argv.append(os.fspath(model_path))
@@ -62,7 +66,7 @@ def serve_command(model_path: str | os.PathLike[str] | None, port: int, host: st
         argv += ["--n-ctx", str(n_ctx)]
     for key, value in server_opts.items():
         flag = "--" + key.replace("_", "-")
-        if value is None or value is False or key == "api_key":
+        if value is None or value is False:
             continue
         if value is True:
             argv.append(flag)
