@@ -12,9 +12,14 @@ Same run, same model, same threads, alternating so drift hits both sides alike:
   Claude-Code-style billing header that changes per request and is left out of the prompt).
 
 Targets (issue 5): overhead <= 5 % of tokens/s and <= 10 ms of TTFT; second turn <= 0.2x the first.
+Issue 10's request checks (body walk for depth/Unicode/finite numbers, Host/Origin/content type,
+field ranges and counts) run on every request before the queue: `--checks-only` times them alone
+(no model, no lock needed) on the bench's chat body and on Claude Code's recorded ~20k-token
+request, against plain `json.loads` in the same run; the full run adds that row to the table.
 Run it alone (llama.cpp's threads spin): `flock /tmp/llamactypes-native.lock python bench/bench_server.py`.
 
     python bench/bench_server.py [--model PATH] [--threads 2] [--tokens 128] [--runs 5] [--markdown]
+    python bench/bench_server.py --checks-only
 """
 
 from __future__ import annotations
@@ -147,6 +152,60 @@ def second_turn_anthropic(url: str, history_turns: int) -> tuple[float, float, d
     return t1, t2, usage
 
 
+def checks_overhead(repeat: int = 200) -> list[tuple[str, str, str, str]]:
+    """Rows: the request checks' own time per request (median), against `json.loads` of the same body."""
+    from werkzeug.test import EnvironBuilder
+    from werkzeug.wrappers import Request
+
+    from llamactypes.server import anthropic, openai
+    from llamactypes.server.body import decode_json_body
+    from llamactypes.server.origin import OriginPolicy, is_json_content_type
+
+    recorded = Path(__file__).resolve().parents[1] / "tests/fixtures/requests/claude_code_default_recorded.json"
+    chat = {"messages": messages_for("x"), "stream": True, "max_tokens": 128}
+    bodies = [("OpenAI chat body of this bench", json.dumps(chat).encode(), openai.parse_chat)]
+    if recorded.is_file():
+        body = json.loads(recorded.read_text())["body"]
+        bodies.append(("Claude Code's recorded default request (24 tools)", json.dumps(body).encode(),
+                       anthropic.parse_messages))
+        long = dict(body, messages=body["messages"] * max(1, (1 << 20) // len(json.dumps(body["messages"]))))
+        bodies.append(("the same with its messages repeated to ~1 MiB", json.dumps(long).encode(),
+                       anthropic.parse_messages))
+    policy = OriginPolicy()
+    request = Request(EnvironBuilder("/v1/messages", method="POST", content_type="application/json",
+                                     headers={"Host": "127.0.0.1:11434"}).get_environ())
+    rows = []
+    for name, data, parse in bodies:
+        def plain() -> None:
+            parse(json.loads(data))
+
+        def checked() -> None:
+            assert policy.host_allowed(request.headers.get("Host"))
+            assert is_json_content_type(request.headers.get("Content-Type"))
+            parse(decode_json_body(data))
+
+        times: dict[str, list[float]] = {"plain": [], "checked": []}
+        for _ in range(repeat):  # alternate, so drift hits both alike
+            for key, fn in (("plain", plain), ("checked", checked)):
+                start = time.perf_counter()
+                fn()
+                times[key].append(time.perf_counter() - start)
+        before, after = statistics.median(times["plain"]), statistics.median(times["checked"])
+        rows.append((f"request checks, {name} ({len(data) // 1024} KiB): parse without -> with the checks",
+                     f"{before * 1000:.2f} ms", f"{after * 1000:.2f} ms", f"{(after - before) * 1000:+.2f} ms"))
+    return rows
+
+
+def print_rows(rows: list[tuple[str, str, str, str]], header: tuple[str, ...], markdown: bool) -> None:
+    if markdown:
+        print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+        for row in rows:
+            print("| " + " | ".join(row) + " |")
+    else:
+        for row in rows:
+            print(f"{row[0]:<80} {row[1]:>14} {row[2]:>14} {row[3]:>12}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(demo_model_path()))
@@ -156,7 +215,11 @@ def main() -> int:
     parser.add_argument("--history", type=int, default=12, help="turns of history for the second-turn test")
     parser.add_argument("--markdown", action="store_true", help="print a markdown table")
     parser.add_argument("--verbose", action="store_true", help="print every TTFT run")
+    parser.add_argument("--checks-only", action="store_true", help="time only the request checks (no model)")
     args = parser.parse_args()
+    if args.checks_only:
+        print_rows(checks_overhead(), ("measure", "without", "with", "difference"), args.markdown)
+        return 0
 
     n_ctx = 4096
     with Model(args.model, n_ctx=n_ctx, n_threads=args.threads) as model, \
@@ -205,17 +268,12 @@ def main() -> int:
         (f"Anthropic, new billing header each turn: 1st -> 2nd (2nd: {cached} cached, {fresh} new tokens)",
          f"{a1 * 1000:.0f} ms", f"{a2 * 1000:.0f} ms", f"{a2 / a1:.2f}x"),
     ]
+    rows += checks_overhead()
     header = ("measure", "Model direct / 1st", "server (SSE) / 2nd", "difference / ratio")
     if args.verbose:
         print("TTFT direct ms:", [round(t * 1000) for t, _ in ttft_d])
         print("TTFT server ms:", [round(t * 1000) for t, _ in ttft_s])
-    if args.markdown:
-        print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
-        for row in rows:
-            print("| " + " | ".join(row) + " |")
-    else:
-        for row in rows:
-            print(f"{row[0]:<80} {row[1]:>14} {row[2]:>14} {row[3]:>12}")
+    print_rows(rows, header, args.markdown)
     print(f"\n(median of {args.runs} TTFT runs and {max(2, args.runs // 2)} generation runs; threads={args.threads}; "
           f"model {Path(args.model).name}; {os.cpu_count()} CPUs)")
     return 0

@@ -22,6 +22,17 @@ class Limits:
 
     # --- HTTP (server/) --------------------------------------------------------
     max_body_bytes: int = 32 * 1024 * 1024  # request body; `serve --max-body`
+    max_json_depth: int = 64  # nesting of arrays/objects in a request body (tool schemas need ~10)
+    http_read_timeout: float = 30.0  # seconds one read of a request head/body may wait (slow-loris)
+    # --- request counts (server/, checked before queueing) ---------------------
+    max_stop_strings: int = 64  # `stop` / `stop_sequences` entries
+    max_stop_length: int = 1024  # characters of one stop string
+    max_tools: int = 512  # tools offered in one request (Claude Code sends 24, MCP setups more)
+    max_embedding_inputs: int = 2048  # inputs of one /v1/embeddings request (OpenAI's own bound)
+    max_logit_bias: int = 4096  # entries of `logit_bias`
+    # --- pre-queue work (server/) ----------------------------------------------
+    max_preparing: int = 8  # requests rendered/tokenized/grammar-compiled at once on request threads
+    prepare_wait: float = 2.0  # seconds a request waits for a preparing place before 503 + Retry-After
 
     # --- grammars (grammar/) ---------------------------------------------------
     # GBNF text size (bytes, UTF-8): bounds the parser's time and memory.

@@ -31,6 +31,7 @@ from typing import Any, Sequence
 
 from .errors import ServerStartError
 from .client import ChatPool, ServerProcess, exit_on_stdin_eof, free_port, serve_command, threads_per_server
+from .client._process import server_env
 
 __all__ = ["ServerPool", "main"]
 
@@ -42,12 +43,12 @@ class ServerPool:
     """N server processes started together; `urls` are their ``…/v1`` base URLs."""
 
     def __init__(self, commands: Sequence[tuple[list[str], str]], timeout: float = 180.0,
-                 echo: bool = False) -> None:
+                 echo: bool = False, env: dict[str, str] | None = None) -> None:
         self.servers: list[ServerProcess] = []
         try:
             for i, (argv, url) in enumerate(commands):
                 prefix = f"[{url.rsplit(':', 1)[-1]}] " if echo else False
-                self.servers.append(ServerProcess(argv, url, timeout=timeout, echo=prefix, wait=False))
+                self.servers.append(ServerProcess(argv, url, timeout=timeout, echo=prefix, wait=False, env=env))
             for server in self.servers:  # they load their models in parallel
                 server.wait_ready(timeout)
         except BaseException:
@@ -64,9 +65,10 @@ class ServerPool:
         threads = threads or threads_per_server(n)
         connect = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
         ports = [port + i for i in range(n)] if port is not None else [free_port(connect) for _ in range(n)]
+        env = server_env(server_opts.pop("api_key", None))  # the key goes in the environment, never argv
         commands = [(serve_command(model_path, p, host=host, n_ctx=n_ctx, threads=threads, **server_opts),
                      f"http://{connect}:{p}") for p in ports]
-        return cls(commands, timeout=timeout, echo=echo)
+        return cls(commands, timeout=timeout, echo=echo, env=env)
 
     @property
     def urls(self) -> list[str]:
@@ -109,6 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="first port (default %(default)s)")
     parser.add_argument("--threads", type=int, default=None, help="threads per server (default: cores // N)")
     parser.add_argument("--exit-on-stdin-eof", action="store_true", help="stop the pool when stdin closes")
+    parser.add_argument("--api-key", default=None, help="passed to every server through its environment")
     return parser
 
 
@@ -118,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, rest = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
     if args.pool < 1:
         parser.error("--pool needs N >= 1")
+    if args.api_key is not None and not args.api_key.strip():
+        parser.error("--api-key is empty: give a key, or leave the option out to serve without one")
     threads = args.threads or threads_per_server(args.pool)
     connect = "127.0.0.1" if args.host in ("0.0.0.0", "", "::") else args.host
     commands = []
@@ -132,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         exit_on_stdin_eof(grace=60.0)  # sends us SIGTERM when our parent goes away
     pool: ServerPool | None = None
     try:
-        pool = ServerPool(commands, timeout=START_TIMEOUT, echo=True)
+        pool = ServerPool(commands, timeout=START_TIMEOUT, echo=True, env=server_env(args.api_key))
         print(f"llamactypes pool: {args.pool} servers with {threads} thread(s) each, ready at:", flush=True)
         for url in pool.urls:
             print(f"  {url}", flush=True)

@@ -24,7 +24,7 @@ from typing import Sequence
 
 from .errors import LlamaError
 
-__all__ = ["main", "build_parser", "DEFAULT_PORT"]
+__all__ = ["main", "build_parser", "check_args", "server_config", "DEFAULT_PORT"]
 
 DEFAULT_PORT = 11434
 FETCH_HINT = "python build_scripts/fetch_lib.py --model smollm2"
@@ -50,10 +50,57 @@ def build_parser() -> argparse.ArgumentParser:
                         help="let hybrid thinking models think unless a request says otherwise")
     parser.add_argument("--max-queue", type=int, default=16,
                         help="requests that may wait for the model; more get 503 (default %(default)s)")
+    parser.add_argument("--max-body", type=_byte_size, default=None, metavar="BYTES",
+                        help="largest request body, e.g. 64M (default 32M); larger ones get 413 unread")
+    parser.add_argument("--allowed-hosts", action="append", default=[], metavar="NAMES",
+                        help="also accept these Host names (comma-separated, repeatable; '*' any; '.example.com' "
+                             "a domain). Default: the bound address and localhost names (DNS-rebinding guard)")
+    parser.add_argument("--cors", action="append", default=[], metavar="ORIGIN",
+                        help="let web pages of ORIGIN (e.g. http://localhost:3000; '*' any) call the server from "
+                             "a browser (repeatable). Default: cross-origin browser requests are refused")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--exit-on-stdin-eof", action="store_true",
                         help="stop when stdin closes (a parent process that spawned us went away)")
     return parser
+
+
+def _byte_size(text: str) -> int:
+    """`33554432`, `32M`, `1G`, `512K` (powers of 1024) -> bytes, for `--max-body`."""
+    units = {"K": 1024, "M": 1024**2, "G": 1024**3}
+    value = text.strip().upper().removesuffix("B").removesuffix("I")
+    scale = units.get(value[-1:], 1)
+    try:
+        size = int(float(value[:-1] if scale > 1 else value) * scale)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size in bytes: {text!r} (e.g. 64M)") from None
+    if size <= 0:
+        raise argparse.ArgumentTypeError(f"the size must be positive, got {text!r}")
+    return size
+
+
+def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse option values that would silently weaken the server (exits with usage, code 2)."""
+    if args.api_key is not None and not args.api_key.strip():
+        parser.error("--api-key (or LLAMACTYPES_API_KEY) is empty: give a key, or leave the option out "
+                     "to serve without one")
+
+
+def server_config(args: argparse.Namespace) -> object:
+    """The `ServerConfig` for parsed options (key, body size, Host allow-list, CORS origins)."""
+    import dataclasses
+
+    from .limits import DEFAULT_LIMITS
+    from .server import ServerConfig
+    from .server.origin import OriginPolicy, is_loopback_bind
+
+    limits = DEFAULT_LIMITS if args.max_body is None else dataclasses.replace(DEFAULT_LIMITS,
+                                                                              max_body_bytes=args.max_body)
+    hosts = [h for item in args.allowed_hosts for h in item.split(",")]
+    origin = OriginPolicy.build(args.host, hosts, args.cors)
+    if not args.api_key and not is_loopback_bind(args.host):
+        log.warning("serving on %s without --api-key: anyone who can reach this address can use the model "
+                    "(set LLAMACTYPES_API_KEY or pass --api-key)", args.host)
+    return ServerConfig(api_key=args.api_key, max_body_bytes=limits.max_body_bytes, origin=origin, limits=limits)
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -88,7 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .pool import main as pool_main
 
         return pool_main(args_list)
-    args = build_parser().parse_args(args_list)
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    check_args(parser, args)
     _configure_logging(args.log_level)
     path = _model_path(args.model)
     if path is None:
@@ -122,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve(args: argparse.Namespace, path: Path) -> int:
     from .engine import Engine
     from .model import Model
-    from .server import ServerConfig, create_app, make_http_server
+    from .server import create_app, make_http_server
 
     started = time.monotonic()
     model = Model(path, n_ctx=args.n_ctx, n_threads=args.threads, n_gpu_layers=args.n_gpu_layers)
@@ -130,7 +179,7 @@ def _serve(args: argparse.Namespace, path: Path) -> int:
     try:
         engine = Engine(model, model_id=args.alias, max_waiting=args.max_queue,
                         enable_thinking=args.enable_thinking)
-        app = create_app(engine, ServerConfig(api_key=args.api_key))
+        app = create_app(engine, server_config(args))  # type: ignore[arg-type]
         server = make_http_server(app, args.host, args.port)
         shown = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
         url = f"http://{shown}:{server.port}"

@@ -31,7 +31,7 @@ import requests
 
 from ..errors import ServerStartError
 
-__all__ = ["ServerProcess", "spawn_server", "serve_command", "free_port", "exit_on_stdin_eof"]
+__all__ = ["ServerProcess", "spawn_server", "serve_command", "server_env", "free_port", "exit_on_stdin_eof"]
 
 log = logging.getLogger("llamactypes.client")
 
@@ -50,8 +50,14 @@ def serve_command(model_path: str | os.PathLike[str] | None, port: int, host: st
     """The ``python -m llamactypes.serve`` command line for these options.
 
     ``server_opts`` become flags: ``threads=2`` → ``--threads 2``, ``enable_thinking=True`` →
-    ``--enable-thinking``; False and None are left out; lists repeat the flag.
+    ``--enable-thinking``; False and None are left out; lists repeat the flag. ``api_key`` is
+    refused (a command line is visible to every user in ``ps``; dropping it silently would start a
+    server without a key): start the process with ``env=server_env(api_key)``, as `spawn_server`
+    and `ServerPool.spawn` do.
     """
+    if server_opts.get("api_key") is not None:
+        raise ValueError("serve_command() puts no API key on a command line: pass it to the process as "
+                         "env=server_env(api_key) (LLAMACTYPES_API_KEY)")
     argv = [python or sys.executable, "-m", "llamactypes.serve"]
     if model_path is not None:
         argv.append(os.fspath(model_path))
@@ -71,6 +77,17 @@ def serve_command(model_path: str | os.PathLike[str] | None, port: int, host: st
             argv += [flag, str(value)]
     argv.append("--exit-on-stdin-eof")
     return argv
+
+
+def server_env(api_key: str | None, base: dict[str, str] | None = None) -> dict[str, str] | None:
+    """The environment for a spawned server: `base` (default: ours) with ``LLAMACTYPES_API_KEY``
+    set to `api_key`; None (inherit ours unchanged) when there is no key. An empty key is an error,
+    as it is for ``serve --api-key ''``."""
+    if api_key is None:
+        return None if base is None else dict(base)
+    if not api_key.strip():
+        raise ValueError("api_key is empty: give a key, or None to serve without one")
+    return {**(os.environ if base is None else base), "LLAMACTYPES_API_KEY": api_key}
 
 
 def _stop(proc: subprocess.Popen[bytes], grace: float) -> int | None:
@@ -204,11 +221,12 @@ def spawn_server(model_path: str | os.PathLike[str] | None, *, host: str = "127.
         raise FileNotFoundError(f"no model file at {model_path}")
     connect_host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
     port = port or None  # 0 means "any free port", as for the server itself
+    env = server_env(server_opts.pop("api_key", None))  # the key goes in the environment, never argv
     for attempt in range(3):
         chosen = port if port is not None else free_port(connect_host)
         argv = serve_command(model_path, chosen, host=host, n_ctx=n_ctx, **server_opts)
         try:
-            return ServerProcess(argv, f"http://{connect_host}:{chosen}", timeout=timeout, echo=echo)
+            return ServerProcess(argv, f"http://{connect_host}:{chosen}", timeout=timeout, echo=echo, env=env)
         except ServerStartError as exc:
             # another process took the free port between our check and the server's bind
             if port is not None or attempt == 2 or "address already in use" not in exc.log.lower():

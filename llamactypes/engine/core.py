@@ -22,6 +22,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..chat.types import Delta, new_call_id
 from ..errors import ChatTemplateError, ClosedError, ContextOverflowError, InvalidRequestError
+from .admission import check_generation, check_prompt_tokens, schema_grammar
 from .job import Job
 from .scheduler import Scheduler
 from .types import ChatRequest, CompletionRequest, Embeddings, Finished, Started, Usage
@@ -178,6 +179,7 @@ class Engine:
             options.update(grammar=grammar, grammar_lazy=build.grammar_lazy,
                            trigger_patterns=list(build.trigger_patterns), trigger_words=list(build.trigger_words),
                            trigger_tokens=list(build.trigger_tokens))
+        check_generation(self.model, options)  # grammar compiled, triggers and sampler checked: before the queue
         return PreparedChat(tokens=tokens, options=options, format=build.format, parser=parser,
                             user_stops=tuple(request.stop))
 
@@ -238,6 +240,7 @@ class Engine:
             tokens = self.model.tokenize(prompt, add_special=True, parse_special=True)
         else:
             tokens = [int(t) for t in prompt]
+            check_prompt_tokens(tokens, self.model.n_vocab)
         if not tokens:
             raise InvalidRequestError("the prompt is empty", param="prompt")
         if len(tokens) >= self.n_ctx:
@@ -248,11 +251,10 @@ class Engine:
         if request.json_schema is not None:
             if grammar:
                 raise InvalidRequestError("give either a grammar or a JSON schema, not both", param="grammar")
-            from ..grammar import json_schema_to_gbnf
-
-            grammar = json_schema_to_gbnf(dict(request.json_schema))
+            grammar = schema_grammar(request.json_schema)
         if grammar:
             options["grammar"] = grammar
+        check_generation(self.model, options)
         user_stops = tuple(request.stop)
 
         def run(job: Job) -> None:

@@ -24,7 +24,9 @@ from typing import Any, Iterable, Mapping
 from ..chat.types import Delta
 from ..engine.types import ChatRequest, Finished, Sampling
 from ..errors import InvalidRequestError
-from .fields import get_bool, get_int, get_list, get_number, get_object, get_str, require
+from ..limits import DEFAULT_LIMITS, Limits
+from .fields import (check_count, check_schema_shape, get_bool, get_int, get_list, get_number, get_object, get_stop,
+                     get_str, require)
 
 __all__ = [
     "MessagesCall", "parse_messages", "MessageStream", "fold_message", "stop_reason", "models_response",
@@ -190,10 +192,11 @@ def _messages(body: Mapping[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _tools(body: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+def _tools(body: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> list[dict[str, Any]] | None:
     raw = get_list(body, "tools")
     if not raw:
         return None
+    check_count("tools", raw, limits.max_tools, "max_tools")
     tools = []
     for i, tool in enumerate(raw):
         if not isinstance(tool, Mapping) or not isinstance(tool.get("name"), str):
@@ -202,8 +205,8 @@ def _tools(body: Mapping[str, Any]) -> list[dict[str, Any]] | None:
         if tool.get("type") not in (None, "custom") and schema is None:
             log.info("ignoring server tool %s (%s): this server runs no tools itself", tool["name"], tool["type"])
             continue
-        if schema is not None and not isinstance(schema, Mapping):
-            raise InvalidRequestError("input_schema must be a JSON Schema object", param=f"tools[{i}].input_schema")
+        if schema is not None:
+            check_schema_shape(schema, f"tools[{i}].input_schema")
         function: dict[str, Any] = {"name": tool["name"], "parameters": dict(schema or {"type": "object"})}
         if isinstance(tool.get("description"), str):
             function["description"] = tool["description"]
@@ -224,8 +227,9 @@ def _tool_choice(body: Mapping[str, Any]) -> tuple[Any, bool]:
             raise InvalidRequestError("tool_choice of type tool needs a name", param="tool_choice.name")
         return {"type": "function", "function": {"name": name}}, parallel
     mapping = {"auto": "auto", "any": "required", "none": "none"}
-    if kind not in mapping:
-        raise InvalidRequestError(f"tool_choice.type must be auto, any, tool or none, got {kind!r}",
+    if not isinstance(kind, str) or kind not in mapping:
+        shown = repr(kind) if isinstance(kind, str) and len(kind) <= 40 else type(kind).__name__
+        raise InvalidRequestError(f"tool_choice.type must be auto, any, tool or none, got {shown}",
                                   param="tool_choice.type")
     return mapping[kind], parallel
 
@@ -249,7 +253,8 @@ def _response_format(body: Mapping[str, Any]) -> dict[str, Any] | None:
     return {"type": "json_schema", "json_schema": {"name": "output", "schema": dict(fmt["schema"])}}
 
 
-def parse_messages(body: Mapping[str, Any], *, count_only: bool = False) -> MessagesCall:
+def parse_messages(body: Mapping[str, Any], *, count_only: bool = False,
+                   limits: Limits = DEFAULT_LIMITS) -> MessagesCall:
     """Validate a /v1/messages (or count_tokens, without `max_tokens`) body."""
     max_tokens = None if count_only else get_int(body, "max_tokens", lo=1)
     if max_tokens is None and not count_only:
@@ -257,10 +262,11 @@ def parse_messages(body: Mapping[str, Any], *, count_only: bool = False) -> Mess
     stops = get_list(body, "stop_sequences") or []
     if not all(isinstance(s, str) for s in stops):
         raise InvalidRequestError("stop_sequences must be an array of strings", param="stop_sequences")
+    stops = list(get_stop(body, "stop_sequences", limits))
     tool_choice, parallel = _tool_choice(body)
     request = ChatRequest(
         messages=_messages(body),
-        tools=_tools(body),
+        tools=_tools(body, limits),
         tool_choice=tool_choice,
         parallel_tool_calls=parallel,
         response_format=_response_format(body),
@@ -269,7 +275,7 @@ def parse_messages(body: Mapping[str, Any], *, count_only: bool = False) -> Mess
         stop=tuple(s for s in stops if s),
         sampling=Sampling(temperature=get_number(body, "temperature", lo=0.0),
                           top_p=get_number(body, "top_p", lo=0.0, hi=1.0),
-                          top_k=get_int(body, "top_k", lo=0),
+                          top_k=get_int(body, "top_k", lo=0, hi=2**31 - 1),
                           seed=get_int(body, "seed", lo=0)),  # an extension: reproducible sampling
     )
     return MessagesCall(request, stream=get_bool(body, "stream"), model=get_str(body, "model"))

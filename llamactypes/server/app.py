@@ -8,14 +8,16 @@ can build as many as they like. Translation lives in `openai.py` and
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
@@ -23,10 +25,13 @@ from werkzeug.wrappers import Request, Response
 
 from ..chat.types import Delta
 from ..engine import Engine, Finished, Usage, fold_events
-from ..errors import InvalidRequestError
+from ..errors import BusyError, InvalidRequestError, LlamaError
+from ..limits import DEFAULT_LIMITS, Limits, limit_message
 from . import anthropic, openai
-from .errors import ApiError, anthropic_error_body, anthropic_status, error_info, openai_error_body
+from .body import decode_json_body
+from .errors import ApiError, anthropic_error_body, anthropic_status, error_info, log_text, openai_error_body
 from .fields import get_bool, get_list, require
+from .origin import OriginPolicy, is_json_content_type
 from .responses import Responder
 
 __all__ = ["ServerConfig", "App", "create_app"]
@@ -47,14 +52,19 @@ class ServerConfig:
         sends whitespace until the JSON (so no client idle timeout fires on a long prompt).
     event_keepalive: an Anthropic stream with nothing but pings for this long gets an empty
         text delta: Claude Code's idle watchdog (5 minutes) does not count pings.
+    origin: the Host allow-list and CORS policy (`origin.py`; default: a loopback server,
+        no cross-origin browser access).
+    limits: request bounds (nesting, counts, pre-queue concurrency; `llamactypes.limits`).
     """
 
     api_key: str | None = None
-    max_body_bytes: int = 32 * 1024 * 1024
+    max_body_bytes: int = DEFAULT_LIMITS.max_body_bytes
     heartbeat: float = 5.0
     commit_after: float = 15.0
     event_keepalive: float = 60.0
     created: int = field(default_factory=lambda: int(time.time()))
+    origin: OriginPolicy = field(default_factory=OriginPolicy)
+    limits: Limits = DEFAULT_LIMITS
 
 
 _OPENAI_ROUTES = [
@@ -89,6 +99,7 @@ class App:
         self.responder = Responder(self.config, self._track)
         self._active = 0
         self._active_lock = threading.Lock()
+        self._preparing = threading.BoundedSemaphore(self.config.limits.max_preparing)
 
     # ------------------------------------------------------------ WSGI plumbing
 
@@ -96,21 +107,85 @@ class App:
         request = Request(environ)
         request.max_content_length = self.config.max_body_bytes
         started = time.monotonic()
+        cors: dict[str, str] = {}
         try:
-            app = self.dispatch(request)
+            cors = self.check_origin(request)
+            app = self.preflight(request, cors) if _is_preflight(request) else self.dispatch(request)
         except Exception as exc:
             app = self.error_response(request, exc)
         log.info("%s %s (%.1f ms to respond)", request.method, request.full_path.rstrip("?"),
                  (time.monotonic() - started) * 1000)
-        return app(environ, start_response)
+        if cors:
+            start_response = _with_headers(start_response, cors)
+        try:
+            return app(environ, start_response)
+        except Exception as exc:  # a response that failed to start: still an answer, never werkzeug's HTML 500
+            return self.error_response(request, exc)(environ, start_response)
 
     def dispatch(self, request: Request) -> WSGIApp:
         adapter = self.url_map.bind_to_environ(request.environ)
         endpoint, args = adapter.match()
+        self.check_body_size(request)
         if endpoint not in ("root", "health"):
             self.check_key(request)
         handler = getattr(self, f"on_{endpoint}")
         return handler(request, **args)
+
+    def check_origin(self, request: Request) -> dict[str, str]:
+        """403 for a foreign Host or a browser page of another origin (see `origin.py`); the CORS
+        headers to add when a `--cors` origin is calling."""
+        policy = self.config.origin
+        host = request.headers.get("Host")
+        if not policy.host_allowed(host):
+            raise ApiError(403, f"the Host header {host[:100]!r} is not one of this server's names (a page using "
+                           "DNS rebinding sends its own); start the server with --allowed-hosts NAME to accept it")
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return {}
+        if not policy.origin_allowed(origin, host):
+            raise ApiError(403, f"cross-origin requests from {origin[:100]!r} are not allowed; start the server "
+                           "with --cors ORIGIN to let that web page call it")
+        return policy.cors_headers(origin)
+
+    def preflight(self, request: Request, cors: dict[str, str]) -> WSGIApp:
+        """The answer to an allowed CORS preflight (a refused one raised in `check_origin`)."""
+        if not cors:
+            raise ApiError(403, "a CORS preflight needs an Origin header")
+        headers = self.config.origin.preflight_headers(request.headers["Origin"], request.headers)
+        return Response(status=204, headers={k: v for k, v in headers.items() if k not in cors})
+
+    def check_body_size(self, request: Request) -> None:
+        """413 from the Content-Length header, before a byte of the body is read (or any key check)."""
+        limit = self.config.max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            raise ApiError(413, limit_message("the request body", f"{request.content_length} bytes",
+                                              f"{limit} bytes", "start the server with --max-body BYTES"))
+
+    @contextlib.contextmanager
+    def preparing(self) -> Iterator[None]:
+        """A place among the requests doing pre-queue work (parsing, rendering, grammar compiling,
+        tokenizing) on their own threads; `BusyError` (503 + Retry-After) when none frees up within
+        `limits.prepare_wait` seconds, so a flood cannot pile up CPU work and memory unboundedly.
+
+        Also the last line of defence for "never a 500 for what a client sends": everything done
+        here is a function of the request, so an unexpected exception from a layer below (a shape
+        of input nobody checked) is answered 400 with an error id, and logged with its traceback
+        under that id as the bug it is."""
+        if not self._preparing.acquire(timeout=self.config.limits.prepare_wait):
+            raise BusyError(limit_message("requests being prepared", "at the limit", self.config.limits.max_preparing,
+                                          "the server's max_preparing limit; retry shortly"), retry_after=1)
+        try:
+            yield
+        except _UNEXPECTED as exc:
+            if isinstance(exc, LlamaError):
+                raise
+            error_id = secrets.token_hex(6)
+            log.error("unexpected %s while preparing a request [error id %s]", type(exc).__name__, error_id,
+                      exc_info=exc)
+            raise InvalidRequestError(f"the request has a value this server cannot handle (error id {error_id}: "
+                                      "the server log has the details)") from None
+        finally:
+            self._preparing.release()
 
     def _track(self, delta: int) -> None:
         with self._active_lock:
@@ -140,7 +215,7 @@ class App:
         """An error before any response started, in the shape of the API the client speaks."""
         info = error_info(exc)
         if info.status >= 500 and not info.busy:
-            log.error("%s %s failed", request.method, request.path, exc_info=exc)
+            log.error("%s %s failed%s", request.method, request.path, log_text(info), exc_info=exc)
         elif not isinstance(exc, HTTPException):
             log.info("%s %s -> %d: %s", request.method, request.path, info.status, info.message)
         if self.is_anthropic(request):
@@ -152,19 +227,13 @@ class App:
         return json_response(body, status, info.headers)
 
     def json_body(self, request: Request) -> dict[str, Any]:
-        """The request body as a JSON object (400 for anything else, 413 when too large)."""
-        if request.content_length is not None and request.content_length > self.config.max_body_bytes:
-            raise ApiError(413, f"the request body is larger than {self.config.max_body_bytes} bytes")
-        data = request.get_data(cache=False)
-        if not data.strip():
-            raise ApiError(400, "the request body is empty: send a JSON object")
-        try:
-            body = json.loads(data)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise ApiError(400, f"the request body is not valid JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise ApiError(400, "the request body must be a JSON object")
-        return body
+        """The request body as a checked JSON object (`body.decode_json_body`): 415 without
+        `Content-Type: application/json`, 413 when too large, 400 for anything else."""
+        self.check_body_size(request)
+        if not is_json_content_type(request.headers.get("Content-Type")):
+            raise ApiError(415, "send the body as JSON with the header 'Content-Type: application/json'",
+                           code="unsupported_media_type")
+        return decode_json_body(request.get_data(cache=False), self.config.limits)
 
     # ------------------------------------------------------------ small endpoints
 
@@ -202,26 +271,29 @@ class App:
         return json_response(openai.model_card(self.engine.model_id, self.config.created, self._meta()))
 
     def on_tokenize(self, request: Request) -> WSGIApp:
-        body = self.json_body(request)
-        content = require(body, "content")
-        if not isinstance(content, str):
-            raise InvalidRequestError("content must be a string", param="content")
-        tokens = self.engine.tokenize(content, add_special=get_bool(body, "add_special", False),
-                                      parse_special=get_bool(body, "parse_special", True))
+        with self.preparing():
+            body = self.json_body(request)
+            content = require(body, "content")
+            if not isinstance(content, str):
+                raise InvalidRequestError("content must be a string", param="content")
+            tokens = self.engine.tokenize(content, add_special=get_bool(body, "add_special", False),
+                                          parse_special=get_bool(body, "parse_special", True))
         if get_bool(body, "with_pieces"):
             return json_response({"tokens": [{"id": t, "piece": self.engine.token_piece(t)} for t in tokens]})
         return json_response({"tokens": tokens})
 
     def on_detokenize(self, request: Request) -> WSGIApp:
-        body = self.json_body(request)
-        tokens = get_list(body, "tokens") or []
-        if not all(isinstance(t, int) and not isinstance(t, bool) for t in tokens):
-            raise InvalidRequestError("tokens must be an array of integers", param="tokens")
-        return json_response({"content": self.engine.detokenize(tokens)})
+        with self.preparing():
+            body = self.json_body(request)
+            tokens = get_list(body, "tokens") or []
+            if not all(isinstance(t, int) and not isinstance(t, bool) for t in tokens):
+                raise InvalidRequestError("tokens must be an array of integers", param="tokens")
+            return json_response({"content": self.engine.detokenize(tokens)})
 
     def on_embeddings(self, request: Request) -> WSGIApp:
-        inputs, fmt = openai.parse_embeddings(self.json_body(request))
-        texts = [item if isinstance(item, str) else self.engine.detokenize(item) for item in inputs]
+        with self.preparing():
+            inputs, fmt = openai.parse_embeddings(self.json_body(request), self.config.limits)
+            texts = [item if isinstance(item, str) else self.engine.detokenize(item) for item in inputs]
         result = self.engine.embed(texts)
         return json_response(openai.embeddings_response(result.vectors, result.n_tokens,
                                                         model=self.engine.model_id, encoding_format=fmt))
@@ -229,8 +301,9 @@ class App:
     # ------------------------------------------------------------ OpenAI generation
 
     def on_chat(self, request: Request) -> WSGIApp:
-        call = openai.parse_chat(self.json_body(request))
-        job = self.engine.chat(call.request)
+        with self.preparing():
+            call = openai.parse_chat(self.json_body(request), self.config.limits)
+            job = self.engine.chat(call.request)
         ids = dict(id=openai.new_id("chatcmpl-"), model=self.engine.model_id, created=int(time.time()))
         if call.stream:
             chunks = openai.ChatChunks(include_usage=call.include_usage, **ids)
@@ -239,8 +312,9 @@ class App:
             job, lambda events: openai.chat_response(fold_events(events), **ids), anthropic_api=False)
 
     def on_completions(self, request: Request) -> WSGIApp:
-        call = openai.parse_completion(self.json_body(request))
-        job = self.engine.complete(call.request)
+        with self.preparing():
+            call = openai.parse_completion(self.json_body(request), self.config.limits)
+            job = self.engine.complete(call.request)
         ids = dict(id=openai.new_id("cmpl-"), model=self.engine.model_id, created=int(time.time()))
         if call.stream:
             chunks = openai.CompletionChunks(include_usage=call.include_usage, **ids)
@@ -255,11 +329,12 @@ class App:
     # ------------------------------------------------------------ Anthropic
 
     def _messages_request(self, request: Request, count_only: bool) -> anthropic.MessagesCall:
-        return anthropic.parse_messages(self.json_body(request), count_only=count_only)
+        return anthropic.parse_messages(self.json_body(request), count_only=count_only, limits=self.config.limits)
 
     def on_messages(self, request: Request) -> WSGIApp:
-        call = self._messages_request(request, count_only=False)
-        job = self.engine.chat(call.request)
+        with self.preparing():
+            call = self._messages_request(request, count_only=False)
+            job = self.engine.chat(call.request)
         stream = anthropic.MessageStream(id=anthropic.new_message_id(), model=call.model or self.engine.model_id)
         if call.stream:
             return self.responder.anthropic_stream(job, stream)
@@ -270,8 +345,9 @@ class App:
         return self.responder.json_when_done(job, build, anthropic_api=True)
 
     def on_count_tokens(self, request: Request) -> WSGIApp:
-        call = self._messages_request(request, count_only=True)
-        return json_response(anthropic.count_tokens_response(self.engine.count_chat_tokens(call.request)))
+        with self.preparing():
+            call = self._messages_request(request, count_only=True)
+            return json_response(anthropic.count_tokens_response(self.engine.count_chat_tokens(call.request)))
 
 
 def anthropic_events(stream: anthropic.MessageStream, n_prompt: int, events: list[Any]) -> list[Any]:
@@ -290,6 +366,24 @@ def _finished_of(events: list[Any]) -> Finished:
         if isinstance(event, Finished):
             return event
     return Finished("cancelled", Usage(0, 0))
+
+
+#: what a layer below raises on input shapes it did not expect (programming errors, not I/O or C failures)
+_UNEXPECTED = (TypeError, AttributeError, KeyError, IndexError, ValueError, RecursionError, OverflowError)
+
+
+def _is_preflight(request: Request) -> bool:
+    return request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers
+
+
+def _with_headers(start_response: Callable[..., Any], extra: dict[str, str]) -> Callable[..., Any]:
+    """`start_response` that adds `extra` headers (the CORS ones) to whatever the response sends."""
+    def wrapped(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        names = {name.lower() for name, _ in headers}
+        return start_response(status, headers + [(k, v) for k, v in extra.items() if k.lower() not in names],
+                              exc_info)
+
+    return wrapped
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -8,7 +8,8 @@ Statuses come from exception classes, never from message text:
     werkzeug HTTPException (404, 405, 413)          its own code
     BusyError                                       503 (OpenAI) / 529 overloaded (Anthropic), Retry-After
     ClosedError                                     503 (shutting down)
-    anything else                                   500, message only (the traceback goes to the log)
+    anything else                                   500 with an error id only: the exception text
+                                                    stays in the server log, under that id
 
 OpenAI body:    {"error": {"message", "type", "param", "code"}}
 Anthropic body: {"type": "error", "error": {"type", "message"}}
@@ -16,6 +17,7 @@ Anthropic body: {"type": "error", "error": {"type", "message"}}
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,7 +71,15 @@ def error_info(exc: BaseException) -> ErrorInfo:
                          busy=True)
     if isinstance(exc, ClosedError):
         return ErrorInfo(503, "the server is shutting down", code="shutting_down", busy=True)
-    return ErrorInfo(500, f"internal error: {type(exc).__name__}: {exc}")
+    error_id = secrets.token_hex(6)
+    return ErrorInfo(500, f"internal server error (error id {error_id}: the server log has the details)",
+                     code="internal_error", extra={"error_id": error_id})
+
+
+def log_text(info: ErrorInfo) -> str:
+    """How a log line names an error: its error id when it has one (so a user's report finds the traceback)."""
+    error_id = info.extra.get("error_id")
+    return f" [error id {error_id}]" if error_id else ""
 
 
 _OPENAI_TYPES = {401: "invalid_request_error", 503: "server_error", 500: "server_error"}
@@ -105,4 +115,4 @@ def anthropic_error_body(info: ErrorInfo) -> dict[str, Any]:
     return {"type": "error", "error": {"type": kind, "message": message}}
 
 
-__all__ += ["anthropic_status"]
+__all__ += ["anthropic_status", "log_text"]

@@ -6,6 +6,13 @@ with a request handler that sends each SSE event as one TCP segment at once
 later one can wait ~40 ms for the client's delayed ACK) and logs through the
 `llamactypes.server` logger. Port 0 picks a free port: read it back from
 `server.port`. `ServerThread` runs one in a background thread (tests, notebooks).
+
+Hardened against clients that misbehave at the HTTP level: every socket read
+waits at most `read_timeout` seconds (a connection that sends a few bytes and no
+end of line is closed instead of holding its thread forever); a malformed request
+line (`GARBAGE`, `HTTP/9.9`, a URI over 64 KiB) gets its 400/505/414 status; a
+body announced larger than the app's limit gets no `100 Continue` (the client
+never sends it; the app answers 413 from the header).
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ import threading
 from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from ..limits import DEFAULT_LIMITS
 
 __all__ = ["StreamingRequestHandler", "make_http_server", "ServerThread"]
 
@@ -32,15 +41,33 @@ class StreamingRequestHandler(WSGIRequestHandler):
     disable_nagle_algorithm = True
     wbufsize = -1
     protocol_version = "HTTP/1.1"
+    timeout: float | None = DEFAULT_LIMITS.http_read_timeout  # socket timeout (StreamRequestHandler.setup)
+    # a request line without a version (`GARBAGE`) is answered with a status line, not as HTTP/0.9
+    default_request_version = "HTTP/1.0"
+
+    def handle_expect_100(self) -> bool:
+        # http.server writes "100 Continue" without flushing; with a buffered writer it must be
+        # flushed here, or a client that waits for it (curl, for bodies over 1 MiB) stalls. A body
+        # over the app's limit gets none: the app answers 413 and the client never sends it.
+        if not self._body_too_large():
+            self.send_response_only(100)
+            self.end_headers()
+            self.wfile.flush()
+        return True
 
     def run_wsgi(self) -> None:
-        # werkzeug writes "100 Continue" without flushing; with a buffered writer it must be
-        # flushed here, or a client that waits for it (curl, for bodies over 1 KiB) stalls.
-        if self.headers.get("Expect", "").lower().strip() == "100-continue":
-            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            self.wfile.flush()
+        # werkzeug would write "100 Continue" once more: handle_expect_100 has answered it
+        if "Expect" in self.headers:
             del self.headers["Expect"]
         super().run_wsgi()
+
+    def _body_too_large(self) -> bool:
+        config = getattr(self.server.app, "config", None)  # type: ignore[attr-defined]
+        limit = getattr(config, "max_body_bytes", None)
+        try:
+            return limit is not None and int(self.headers.get("Content-Length", "0")) > limit
+        except ValueError:
+            return False
 
     def finish(self) -> None:
         # flushing what is left for a client that already hung up is not an error worth a traceback
@@ -50,22 +77,35 @@ class StreamingRequestHandler(WSGIRequestHandler):
             pass
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        log.debug("%s %s -> %s", self.command, self.path, code)
+        # a malformed request line leaves command/path unset: this runs while its error is sent
+        log.debug("%s %s -> %s", getattr(self, "command", None) or "-", _short(getattr(self, "path", "-")), code)
 
     def log(self, type: str, message: str, *args: Any) -> None:
         getattr(log, "error" if type == "error" else "debug")(f"{self.address_string()} {message}", *args)
 
 
-def make_http_server(app: Any, host: str = "127.0.0.1", port: int = 0) -> BaseWSGIServer:
-    """A threaded werkzeug server bound to (host, port); `server.port` is the real port."""
-    return make_server(host, port, app, threaded=True, request_handler=StreamingRequestHandler)
+def _short(path: str) -> str:
+    return path if len(path) <= 200 else path[:200] + f"... ({len(path)} characters)"
+
+
+def make_http_server(app: Any, host: str = "127.0.0.1", port: int = 0,
+                     read_timeout: float | None = None) -> BaseWSGIServer:
+    """A threaded werkzeug server bound to (host, port); `server.port` is the real port.
+
+    `read_timeout`: seconds a socket read may wait (default `Limits.http_read_timeout`, or the
+    app's `config.limits` when it has one)."""
+    if read_timeout is None:
+        limits = getattr(getattr(app, "config", None), "limits", DEFAULT_LIMITS)
+        read_timeout = limits.http_read_timeout
+    handler = type("StreamingRequestHandler", (StreamingRequestHandler,), {"timeout": read_timeout})
+    return make_server(host, port, app, threaded=True, request_handler=handler)
 
 
 class ServerThread:
     """Serve `app` from a background thread: `with ServerThread(app) as s: requests.get(s.url)`."""
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.server = make_http_server(app, host, port)
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, read_timeout: float | None = None) -> None:
+        self.server = make_http_server(app, host, port, read_timeout)
         self.host = host
         self.port: int = self.server.port
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},

@@ -10,6 +10,7 @@ into `chat.completion.chunk` / `text_completion` dicts, one per event.
 from __future__ import annotations
 
 import base64
+import json
 import secrets
 import string
 import struct
@@ -19,7 +20,9 @@ from typing import Any, Mapping, Sequence
 from ..chat.types import Delta
 from ..engine.types import ChatRequest, ChatResult, CompletionRequest, Finished, Sampling, Usage
 from ..errors import InvalidRequestError
-from .fields import get_bool, get_int, get_list, get_number, get_object, get_stop, get_str, require
+from ..limits import DEFAULT_LIMITS, Limits
+from .fields import (INT_LIMIT, check_count, check_schema_shape, get_bool, get_int, get_list, get_number,
+                     get_object, get_stop, get_str, require)
 
 __all__ = [
     "ChatCall", "CompletionCall", "parse_chat", "parse_completion", "parse_embeddings", "parse_sampling",
@@ -55,53 +58,70 @@ class CompletionCall:
 
 # ------------------------------------------------------------------ requests
 
-def parse_sampling(body: Mapping[str, Any]) -> Sampling:
+#: bounds of fields that reach numpy or C as 32-bit values
+_INT32 = 2**31 - 1
+_FLOAT32_MAX = 3.4e38
+
+
+def parse_sampling(body: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> Sampling:
     """Sampler fields shared by chat and completions (llama-server's extensions included)."""
     seed = get_int(body, "seed")
     return Sampling(
         temperature=get_number(body, "temperature", lo=0.0),
         top_p=get_number(body, "top_p", lo=0.0, hi=1.0),
-        top_k=get_int(body, "top_k", lo=0),
+        top_k=get_int(body, "top_k", lo=0, hi=_INT32),
         min_p=get_number(body, "min_p", lo=0.0, hi=1.0),
         repeat_penalty=get_number(body, "repeat_penalty", lo=0.0),
-        repeat_last_n=get_int(body, "repeat_last_n", lo=-1),
+        repeat_last_n=get_int(body, "repeat_last_n", lo=-1, hi=_INT32),
         presence_penalty=get_number(body, "presence_penalty", lo=-2.0, hi=2.0),
         frequency_penalty=get_number(body, "frequency_penalty", lo=-2.0, hi=2.0),
         seed=None if seed is None or seed < 0 else seed,
-        logit_bias=_logit_bias(body.get("logit_bias")),
+        logit_bias=_logit_bias(body.get("logit_bias"), limits),
     )
 
 
-def _logit_bias(value: Any) -> dict[int, float] | None:
+def _token_id(key: Any) -> int:
+    """A logit_bias key: an int or a decimal string of one (OpenAI sends strings)."""
+    if isinstance(key, str) and key.strip().lstrip("-").isdigit() and len(key) <= 20:
+        key = int(key)
+    if isinstance(key, bool) or not isinstance(key, int) or abs(key) > INT_LIMIT:
+        raise InvalidRequestError(f"logit_bias key {str(key)[:40]!r} is not a token id", param="logit_bias")
+    return key
+
+
+def _logit_bias(value: Any, limits: Limits = DEFAULT_LIMITS) -> dict[int, float] | None:
     """`{"token id": bias}` (OpenAI) or `[[id, bias], ...]` (llama-server); `false` bans a token."""
     if value is None:
         return None
-    items = value.items() if isinstance(value, Mapping) else value if isinstance(value, list) else None
+    items = list(value.items()) if isinstance(value, Mapping) else value if isinstance(value, list) else None
     if items is None:
         raise InvalidRequestError("logit_bias must be an object of token id -> bias", param="logit_bias")
+    check_count("logit_bias", items, limits.max_logit_bias, "max_logit_bias")
     out: dict[int, float] = {}
     for item in items:
         if not isinstance(item, (tuple, list)) or len(item) != 2:
             raise InvalidRequestError("logit_bias entries must be [token id, bias]", param="logit_bias")
         key, bias = item
-        try:
-            token = int(key)
-        except (TypeError, ValueError):
-            raise InvalidRequestError(f"logit_bias key {key!r} is not a token id", param="logit_bias") from None
+        token = _token_id(key)
         if bias is False:
-            bias = float("-inf")
-        if isinstance(bias, bool) or not isinstance(bias, (int, float)):
-            raise InvalidRequestError(f"logit_bias value for {key} must be a number", param="logit_bias")
+            out[token] = float("-inf")
+            continue
+        if isinstance(bias, bool) or not isinstance(bias, (int, float)) or not -_FLOAT32_MAX <= bias <= _FLOAT32_MAX:
+            raise InvalidRequestError(f"logit_bias value for {token} must be a finite number (false bans the token)",
+                                      param="logit_bias")
         out[token] = float(bias)
     return out
 
 
 def _max_tokens(body: Mapping[str, Any]) -> int | None:
-    for key in ("max_completion_tokens", "max_tokens", "n_predict"):
-        value = get_int(body, key)
+    """The token budget: `max_completion_tokens` / `max_tokens` >= 0 (OpenAI refuses negatives),
+    or llama-server's `n_predict` where -1 means "as many as the context leaves"."""
+    for key in ("max_completion_tokens", "max_tokens"):
+        value = get_int(body, key, lo=0)
         if value is not None:
-            return None if value < 0 else value
-    return None
+            return value
+    value = get_int(body, "n_predict", lo=-1)
+    return None if value is None or value < 0 else value
 
 
 def _check_n(body: Mapping[str, Any]) -> None:
@@ -119,6 +139,9 @@ def _response_format(body: Mapping[str, Any]) -> dict[str, Any] | None:
     if kind == "text":
         return None
     if kind == "json_object":
+        if not isinstance(fmt.get("schema", {}), (Mapping, bool)):
+            raise InvalidRequestError("response_format.schema must be a JSON Schema object",
+                                      param="response_format.schema")
         return fmt
     if kind == "json_schema":
         spec = fmt.get("json_schema")
@@ -126,8 +149,48 @@ def _response_format(body: Mapping[str, Any]) -> dict[str, Any] | None:
             raise InvalidRequestError("response_format.json_schema must be an object with a 'schema' object",
                                       param="response_format.json_schema")
         return fmt
-    raise InvalidRequestError(f"response_format.type must be text, json_object or json_schema, got {kind!r}",
+    raise InvalidRequestError(f"response_format.type must be text, json_object or json_schema, got {_short(kind)}",
                               param="response_format.type")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+#: variables the chat layer passes to the template itself: a request may not replace them
+RESERVED_TEMPLATE_KWARGS = frozenset({"messages", "tools", "add_generation_prompt", "bos_token", "eos_token",
+                                      "tool_choice", "parallel_tool_calls", "response_format", "template_kwargs"})
+
+
+def _template_kwargs(body: Mapping[str, Any]) -> dict[str, Any]:
+    kwargs = get_object(body, "chat_template_kwargs") or {}
+    reserved = sorted(RESERVED_TEMPLATE_KWARGS.intersection(kwargs))
+    if reserved:
+        raise InvalidRequestError(f"chat_template_kwargs may not set {', '.join(reserved)}: the server passes "
+                                  "them to the template itself (send them as request fields)",
+                                  param=f"chat_template_kwargs.{reserved[0]}")
+    return kwargs
+
+
+def _check_tool_call_arguments(messages: list[Any]) -> None:
+    """Tool-call `arguments` strings must be JSON the chat layer can read (a 5,000-digit integer
+    raises ValueError in `json.loads`, not JSONDecodeError)."""
+    for i, message in enumerate(messages):
+        calls = message.get("tool_calls") if isinstance(message, Mapping) else None
+        if not isinstance(calls, list):
+            continue
+        for j, call in enumerate(calls):
+            function = call.get("function") if isinstance(call, Mapping) else None
+            arguments = function.get("arguments") if isinstance(function, Mapping) else None
+            if not isinstance(arguments, str) or not arguments:
+                continue
+            try:
+                json.loads(arguments)
+            except (ValueError, RecursionError) as exc:
+                reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc) or type(exc).__name__
+                raise InvalidRequestError(f"arguments are not valid JSON: {reason[:200]}",
+                                          param=f"messages[{i}].tool_calls[{j}].function.arguments") from None
 
 
 def _tool_choice(value: Any) -> Any:
@@ -143,14 +206,21 @@ def _tool_choice(value: Any) -> Any:
                               "\"function\": {\"name\": ...}}", param="tool_choice")
 
 
-def parse_chat(body: Mapping[str, Any]) -> ChatCall:
+def parse_chat(body: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> ChatCall:
     """Validate a /v1/chat/completions body."""
     _check_n(body)
     messages = require(body, "messages")
     if not isinstance(messages, list) or not messages:
         raise InvalidRequestError("messages must be a non-empty array", param="messages")
+    _check_tool_call_arguments(messages)
     tools = get_list(body, "tools") or None
-    template_kwargs = get_object(body, "chat_template_kwargs") or {}
+    if tools:
+        check_count("tools", tools, limits.max_tools, "max_tools")
+        for i, tool in enumerate(tools):
+            function = tool.get("function") if isinstance(tool, Mapping) else None
+            if isinstance(function, Mapping) and function.get("parameters") is not None:
+                check_schema_shape(function["parameters"], f"tools[{i}].function.parameters")
+    template_kwargs = _template_kwargs(body)
     thinking = template_kwargs.get("enable_thinking")
     if thinking is not None and not isinstance(thinking, bool):
         raise InvalidRequestError("chat_template_kwargs.enable_thinking must be a boolean",
@@ -168,14 +238,14 @@ def parse_chat(body: Mapping[str, Any]) -> ChatCall:
         template_kwargs={k: v for k, v in template_kwargs.items() if k != "enable_thinking"} or None,
         reasoning=reasoning_format != "none",
         max_tokens=_max_tokens(body),
-        stop=get_stop(body),
-        sampling=parse_sampling(body),
+        stop=get_stop(body, limits=limits),
+        sampling=parse_sampling(body, limits),
     )
     return ChatCall(request, stream=get_bool(body, "stream"),
                     include_usage=get_bool(stream_options, "include_usage"))
 
 
-def parse_completion(body: Mapping[str, Any]) -> CompletionCall:
+def parse_completion(body: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS) -> CompletionCall:
     """Validate a /v1/completions body (prompt: a string, [string] or token ids)."""
     _check_n(body)
     prompt = require(body, "prompt")
@@ -193,15 +263,18 @@ def parse_completion(body: Mapping[str, Any]) -> CompletionCall:
     schema = fmt.get("json_schema", {}).get("schema") if fmt and fmt["type"] == "json_schema" else None
     if fmt and fmt["type"] == "json_object":
         schema = fmt.get("schema") or {"type": "object"}
+    if schema is True:
+        schema = {}
     stream_options = get_object(body, "stream_options") or {}
-    request = CompletionRequest(prompt=prompt, max_tokens=_max_tokens(body), stop=get_stop(body),
+    request = CompletionRequest(prompt=prompt, max_tokens=_max_tokens(body), stop=get_stop(body, limits=limits),
                                 grammar=get_str(body, "grammar") or None, json_schema=schema,
-                                sampling=parse_sampling(body))
+                                sampling=parse_sampling(body, limits))
     return CompletionCall(request, stream=get_bool(body, "stream"),
                           include_usage=get_bool(stream_options, "include_usage"))
 
 
-def parse_embeddings(body: Mapping[str, Any]) -> tuple[list[str] | list[list[int]], str]:
+def parse_embeddings(body: Mapping[str, Any],
+                     limits: Limits = DEFAULT_LIMITS) -> tuple[list[str] | list[list[int]], str]:
     """Validate a /v1/embeddings body: (inputs, encoding_format). Token-id inputs stay lists of ints."""
     value = require(body, "input")
     fmt = get_str(body, "encoding_format", "float")
@@ -215,6 +288,7 @@ def parse_embeddings(body: Mapping[str, Any]) -> tuple[list[str] | list[list[int
         inputs = value
     else:
         raise InvalidRequestError("input must be a string, an array of strings, or token ids", param="input")
+    check_count("input", inputs, limits.max_embedding_inputs, "max_embedding_inputs")
     for i, item in enumerate(inputs):
         if isinstance(item, list) and not all(isinstance(t, int) and not isinstance(t, bool) for t in item):
             raise InvalidRequestError("token inputs must be arrays of integers", param=f"input[{i}]")

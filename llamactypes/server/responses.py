@@ -30,7 +30,7 @@ from werkzeug.wsgi import ClosingIterator
 from ..chat.types import Delta
 from ..engine import Finished, Heartbeat, Job
 from ..errors import ClosedError
-from .errors import anthropic_error_body, anthropic_status, error_info, openai_error_body
+from .errors import anthropic_error_body, anthropic_status, error_info, log_text, openai_error_body
 from .sse import SSE_DONE, SSE_HEADERS, sse_comment, sse_event
 
 __all__ = ["Responder", "client_gone"]
@@ -42,14 +42,24 @@ _STATUS_TEXT = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Fo
 
 
 def client_gone(environ: dict) -> bool:
-    """True when the client closed its connection (peeks at werkzeug's socket; False when unknown)."""
+    """True when the client closed its connection (peeks at werkzeug's socket; False when unknown).
+
+    Uses poll(), not select(): select() raises for descriptors >= 1024, which a busy
+    process reaches, and that error would read as "gone" and cancel every job."""
     sock = environ.get("werkzeug.socket")
     if sock is None:
         return False
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
-        if not readable:
+        fd = sock.fileno()
+        if fd < 0:
+            return True
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLPRI)
+        events = poller.poll(0)
+        if not events:
             return False
+        if events[0][1] & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
+            return True
         return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
     except BlockingIOError:
         return False
@@ -225,5 +235,5 @@ def _stream_error(exc: BaseException, job: Job) -> Any:
         exc = ClosedError("the server is shutting down")
     info = error_info(exc)
     if info.status >= 500 and not info.busy:
-        log.error("%r failed", job, exc_info=exc)
+        log.error("%r failed%s", job, log_text(info), exc_info=exc)
     return info

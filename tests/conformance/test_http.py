@@ -80,7 +80,7 @@ def test_a_client_that_hangs_up_mid_stream_frees_the_model(server: LiveServer) -
                        "logit_bias": {"0": False, "1": False, "2": False}}).encode()  # SmolLM2's end tokens
     host, port = server.url.removeprefix("http://").split(":")
     sock = socket.create_connection((host, int(port)))
-    sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                  b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
     received = b""
     while received.count(b"data:") < 5:

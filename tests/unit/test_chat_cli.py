@@ -3,6 +3,7 @@ one-shot, interactive with a blank-line exit, Ctrl-C stopping one reply, Ctrl-D,
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -27,9 +28,10 @@ def slow_url() -> Iterator[str]:
         yield f"{server.url}/v1"
 
 
-def spawn(*args: str) -> pexpect.spawn:
+def spawn(*args: str, ignore_sigint: bool = False) -> pexpect.spawn:
     return pexpect.spawn(sys.executable, CLI + list(args), cwd=str(ROOT), encoding="utf-8", timeout=30,
-                         dimensions=(24, 200))
+                         dimensions=(24, 200),
+                         preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None)
 
 
 def test_one_shot(slow_url: str) -> None:
@@ -40,8 +42,9 @@ def test_one_shot(slow_url: str) -> None:
     assert child.exitstatus == 0
 
 
-def test_interactive_blank_line_quits_and_ctrl_c_stops_one_reply(slow_url: str) -> None:
-    child = spawn("--url", slow_url, "--system", "Be brief.")
+@pytest.mark.parametrize("ignore_sigint", [False, True], ids=["sigint-default", "started-with-sigint-ignored"])
+def test_interactive_blank_line_quits_and_ctrl_c_stops_one_reply(slow_url: str, ignore_sigint: bool) -> None:
+    child = spawn("--url", slow_url, "--system", "Be brief.", ignore_sigint=ignore_sigint)
     child.expect("Chatting with fake-model")
     child.expect("> ")
     child.sendline("one two three four five six seven")

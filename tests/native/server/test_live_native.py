@@ -91,7 +91,7 @@ def test_a_client_that_hangs_up_cancels_its_generation(server: ServerThread, tin
     body = json.dumps({"prompt": "the", "max_tokens": 240, "temperature": 0, "stream": True,
                        "logit_bias": BANNED_EOG}).encode()
     sock = socket.create_connection((server.host, server.port))
-    sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                  b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
     received = b""
     while received.count(b"data:") < 3:
@@ -145,7 +145,7 @@ def test_closing_the_engine_ends_a_stream_in_flight_with_an_error_event(tiny_mod
 def test_expect_100_continue_is_answered_at_once(server: ServerThread) -> None:
     body = json.dumps({"prompt": "the", "max_tokens": 2}).encode()
     with socket.create_connection((server.host, server.port), timeout=5) as sock:
-        sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                      b"Expect: 100-continue\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n")
         started = time.monotonic()
         assert sock.recv(100).startswith(b"HTTP/1.1 100 Continue")

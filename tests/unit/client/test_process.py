@@ -122,3 +122,24 @@ def test_chat_spawn_mode(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
     assert "--n-ctx" in seen[0] and "--threads" in seen[0] and "--exit-on-stdin-eof" in seen[0]
     with pytest.raises(FileNotFoundError):
         Chat(tmp_path / "missing.gguf")
+
+
+def test_the_api_key_travels_in_the_environment_never_on_the_command_line(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="server_env"):
+        serve_command("m.gguf", 8123, api_key="sekret", python="py")
+    assert _process.server_env("sekret", {"PATH": "/bin"}) == {"PATH": "/bin", "LLAMACTYPES_API_KEY": "sekret"}
+    assert _process.server_env(None) is None
+    with pytest.raises(ValueError, match="empty"):
+        _process.server_env("")
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF")
+    seen: list[tuple[list[str], dict[str, str] | None]] = []
+
+    def spy(self: ServerProcess, argv: list[str], url: str, **kwargs: object) -> None:
+        seen.append((argv, kwargs.get("env")))  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ServerProcess, "__init__", spy)
+    _process.spawn_server(model, port=8123, api_key="sekret")
+    argv, env = seen[0]
+    assert "sekret" not in " ".join(argv) and env is not None and env["LLAMACTYPES_API_KEY"] == "sekret"

@@ -198,14 +198,17 @@ def test_completions(client: Client, model: FakeModel) -> None:
     assert "".join(texts) == "Hello there!" and events[-1][1] == "[DONE]"
 
 
-def test_an_error_during_a_stream_is_an_error_event(client: Client, model: FakeModel) -> None:
+def test_an_error_during_a_stream_is_an_error_event(client: Client, model: FakeModel,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
     def boom(prompt: str) -> list[str]:
         raise RuntimeError("disk on fire")
 
     model.script = boom
     events = sse(client.post("/v1/chat/completions", json={"messages": HI, "stream": True}))
     assert events[0][1]["choices"][0]["delta"]["role"] == "assistant"
-    assert events[1][1]["error"]["type"] == "server_error" and "disk on fire" in events[1][1]["error"]["message"]
+    error = events[1][1]["error"]
+    assert error["type"] == "server_error" and "disk on fire" not in error["message"]  # never echoed
+    assert error["error_id"] in error["message"] and f"error id {error['error_id']}" in caplog.text  # but logged
     assert events[-1][1] == "[DONE]"
     events = sse(client.post("/v1/messages", json={"max_tokens": 5, "messages": HI, "stream": True}))
     assert events[0][0] == "message_start" and events[-1][0] == "error"

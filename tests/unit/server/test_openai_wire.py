@@ -66,8 +66,13 @@ def test_parse_chat_names_the_bad_field(body: dict[str, Any], param: str) -> Non
     assert info.value.param == param
 
 
-def test_max_tokens_minus_one_means_no_limit() -> None:
-    assert openai.parse_chat({"messages": MESSAGES, "max_tokens": -1}).request.max_tokens is None
+def test_n_predict_minus_one_means_no_limit_but_negative_max_tokens_is_refused() -> None:
+    assert openai.parse_chat({"messages": MESSAGES, "n_predict": -1}).request.max_tokens is None
+    assert openai.parse_chat({"messages": MESSAGES, "max_tokens": 0}).request.max_tokens == 0
+    for key, value in (("max_tokens", -1), ("max_tokens", -5), ("max_completion_tokens", -1), ("n_predict", -2)):
+        with pytest.raises(InvalidRequestError) as info:
+            openai.parse_chat({"messages": MESSAGES, key: value})
+        assert info.value.param == key
 
 
 def test_parse_completion_and_embeddings() -> None:

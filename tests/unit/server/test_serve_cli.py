@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from llamactypes.serve import build_parser
 
 
@@ -35,3 +37,29 @@ def test_defaults_match_the_issue() -> None:
                                       "--api-key", "k", "--enable-thinking", "--log-level", "debug"])
     assert (args.model, args.threads, args.n_gpu_layers, args.alias, args.api_key, args.enable_thinking) == (
         "m.gguf", 3, -1, "x", "k", True)
+
+
+def test_an_empty_api_key_is_an_error_not_no_key() -> None:
+    out = run("m.gguf", "--api-key", "")
+    assert out.returncode == 2 and "--api-key" in out.stderr and "empty" in out.stderr
+    out = run("m.gguf", env={"LLAMACTYPES_API_KEY": " "})
+    assert out.returncode == 2 and "empty" in out.stderr
+
+
+def test_hardening_flags_build_the_server_config(caplog: pytest.LogCaptureFixture) -> None:
+    from llamactypes.serve import server_config
+
+    args = build_parser().parse_args(["--max-body", "64M", "--allowed-hosts", "a.example,.lan", "--allowed-hosts",
+                                      "b.example", "--cors", "http://localhost:3000/"])
+    config = server_config(args)
+    assert config.max_body_bytes == 64 * 1024 * 1024 == config.limits.max_body_bytes  # type: ignore[attr-defined]
+    origin = config.origin  # type: ignore[attr-defined]
+    assert origin.allowed_hosts == ("a.example", ".lan", "b.example")
+    assert origin.cors_origins == ("http://localhost:3000",)
+    assert origin.host_allowed("box.lan:8080") and not origin.host_allowed("evil.example")
+    assert "without --api-key" not in caplog.text  # loopback: no warning
+    with caplog.at_level("WARNING"):
+        server_config(build_parser().parse_args(["--host", "0.0.0.0"]))
+    assert "without --api-key" in caplog.text
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--max-body", "lots"])
