@@ -27,7 +27,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from llamactypes.chat.formats import GENERIC, ChatFormat, detect_format
+from llamactypes.chat.derive import check_round_trip, derive_format_from, probe_template
+from llamactypes.chat.formats import GENERIC, ChatFormat, detect_format, register_format
 from llamactypes.chat.formats._grammar import GrammarBuilder
 from llamactypes.chat.formats.generic import envelope_schema
 from llamactypes.chat.messages import normalize_messages, normalize_tools
@@ -36,7 +37,7 @@ from llamactypes.chat.template import ChatTemplate
 from llamactypes.chat.types import ChatBuild, ParserConfig
 from llamactypes.errors import InvalidRequestError
 
-__all__ = ["ChatModel", "chat_build", "template_for"]
+__all__ = ["ChatModel", "chat_build", "format_for", "template_for"]
 
 
 class ChatModel(Protocol):
@@ -60,6 +61,25 @@ def _compiled(source: str | None, bos: str, eos: str, name: str | None) -> tuple
     return template, probe_caps(template)
 
 
+@functools.lru_cache(maxsize=32)
+def _format_for(source: str | None, bos: str, eos: str, name: str | None) -> ChatFormat:
+    """The template's dialect: hand-written when it reads the template's own calls back, else derived.
+
+    Both are checked the same way (`check_round_trip`: the template renders
+    calls with marker values, the format must parse them back); a template the
+    analyzer cannot read keeps the hand-written or the generic format.
+    """
+    template, _ = _compiled(source, bos, eos, name)
+    if template.is_fallback:
+        return GENERIC
+    hand = detect_format(template.source)
+    renderings = probe_template(template)
+    if hand is not GENERIC and check_round_trip(hand, renderings):
+        return hand
+    derived = derive_format_from(renderings)
+    return register_format(derived) if derived is not None else hand
+
+
 def _piece(model: ChatModel, token: int | None) -> str:
     if token is None:
         return ""
@@ -74,6 +94,16 @@ def template_for(model: ChatModel, with_tools: bool) -> tuple[ChatTemplate, Temp
     if with_tools and variants.get("tool_use"):
         source, name = variants["tool_use"], "tool_use"
     return _compiled(source or None, _piece(model, model.bos), _piece(model, model.eos), name)
+
+
+def format_for(model: ChatModel, with_tools: bool) -> ChatFormat:
+    """The tool-call dialect `chat_build` uses for `model` (see `_format_for`)."""
+    variants = getattr(model, "chat_templates", None) or {}
+    name = None
+    source = model.chat_template
+    if with_tools and variants.get("tool_use"):
+        source, name = variants["tool_use"], "tool_use"
+    return _format_for(source or None, _piece(model, model.bos), _piece(model, model.eos), name)
 
 
 def _tool_choice(choice: Any, tools: list[dict[str, Any]]) -> str:
@@ -192,7 +222,7 @@ def chat_build(
     parallel = bool(parallel_tool_calls) and choice in ("auto", "required")
 
     template, caps = template_for(model, bool(active))
-    fmt = detect_format(None if template.is_fallback else template.source)
+    fmt = format_for(model, bool(active))
     thinking = fmt.supports_thinking(template.source)
     system_extra = _tool_prompt(fmt, active, caps, parallel) if active else ""
     if not fmt.keeps_developer:
