@@ -69,8 +69,8 @@ def _format_for(source: str | None, bos: str, eos: str, name: str | None) -> Cha
     calls with marker values, the format must parse them back); a template the
     analyzer cannot read keeps the hand-written or the generic format.
     """
-    template, _ = _compiled(source, bos, eos, name)
-    if template.is_fallback:
+    template, caps = _compiled(source, bos, eos, name)
+    if template.is_fallback or not caps.tool_calls:  # nothing to learn the syntax from: say so
         return GENERIC
     hand = detect_format(template.source)
     renderings = probe_template(template)

@@ -16,7 +16,7 @@ import json
 from llamactypes.chat.derive.analyze import Dialect, KeyValues, Part, derive_dialect
 from llamactypes.chat.derive.dialect import DerivedFormat
 from llamactypes.chat.derive.probe import (
-    CONTENT, KEYS, NAMES, NUMBERS, SENTINEL_TOOLS, STRINGS, Renderings, probe_template,
+    CONTENT, KEYS, NAMES, NUMBERS, STRINGS, Renderings, probe_template,
 )
 from llamactypes.chat.formats.base import ChatFormat
 from llamactypes.chat.template import ChatTemplate
@@ -71,4 +71,3 @@ def derive_format_from(renderings: Renderings) -> DerivedFormat | None:
         return None
     fmt = DerivedFormat(dialect)
     return fmt if check_round_trip(fmt, renderings) else None
-
