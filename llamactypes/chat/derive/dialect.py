@@ -91,6 +91,14 @@ class DerivedFormat(ChatFormat):
     def detect(self, source: str) -> bool:
         return False
 
+    def structural_chars(self) -> frozenset[str]:
+        d = self.dialect
+        texts = [p.text for p in d.call if p.kind == LIT] + [d.section_open, d.section_close, d.call_sep]
+        if d.args is not None:
+            texts += [d.args.key_open, d.args.key_close, d.args.value_end, d.args.pair_sep, d.args.quote]
+        chars = {chunk[0] for text in texts for chunk in text.split()}
+        return super().structural_chars() | chars
+
     def supports_thinking(self, source: str) -> bool:
         return self.think_tags is not None
 

@@ -269,6 +269,11 @@ class ChatFormat:
     #: content follows a header (a JSON ``response_format`` grammar starts there); None: at once.
     content_trigger: ClassVar[str | None] = None
 
+    def structural_chars(self) -> frozenset[str]:
+        """Characters that may start a marker of this dialect (the stream parser re-parses on them)."""
+        texts = self.start_markers + self.hidden_markers + self.special_markers + (self.think_tags or ())
+        return frozenset(chunk[0] for text in texts for chunk in text.split())
+
     # -- detection and prompt ------------------------------------------------
     def detect(self, source: str) -> bool:
         """Whether a template's source text belongs to this dialect."""
