@@ -37,7 +37,7 @@ from llamactypes.chat.types import Delta, ParsedMessage, ParserConfig, ToolCall
 
 __all__ = ["ChatStreamParser", "fold_deltas"]
 
-_PLAIN = frozenset(string.ascii_letters + string.digits + " .,;:!?-_()")
+_PLAIN = frozenset(string.ascii_letters + string.digits + " .,;:!?-_()+=*/%#@&|~^$") - frozenset("\"\\")
 _PROBE = "a"
 
 

@@ -28,7 +28,8 @@ def test_parse_work_grows_linearly_with_a_long_argument(fmt: str) -> None:
     config = ParserConfig(tools=("write",), param_types={"write": {"text": "string"}})
     heads = {
         "hermes": ('<tool_call>\n{"name": "write", "arguments": {"text": "', '"}}\n</tool_call>'),
-        "qwen3-coder": ("<tool_call>\n<function=write>\n<parameter=text>\n", "\n</parameter>\n</function>\n</tool_call>"),
+        "qwen3-coder": ("<tool_call>\n<function=write>\n<parameter=text>\n",
+                        "\n</parameter>\n</function>\n</tool_call>"),
         "mistral-nemo": ('[TOOL_CALLS][{"name": "write", "arguments": {"text": "', '"}, "id": "abcdefghi"}]'),
     }
     head, tail = heads[fmt]
@@ -59,7 +60,6 @@ def _outputs(make_model: Callable[..., FakeModel]) -> list[tuple[str, str, str]]
         result = round_trip(model)
         if result.single is not True:
             continue
-        build = chat_build(model, [{"role": "user", "content": "hi"}], [WEATHER, TIME])
         for kind, text in result.texts.items():
             cases.append((name, kind, text))
     return cases
