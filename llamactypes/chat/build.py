@@ -316,8 +316,8 @@ def _add_grammar(
             return
         if response_schema is not None and not required:
             root = f"{root} | {builder.schema(response_schema, 'response')}"
-    if mode == "none":
-        build.grammar = builder.build(root)
+    if mode == "none":  # the answer may start after a line break or two
+        build.grammar = builder.build(f"{builder.ws()} ( {root} )" if tools else root)
         return
     # The model thinks first: constrain only what follows the thinking block.
     build.grammar = builder.build(f"{builder.ws()} ( {root} )")

@@ -87,6 +87,30 @@ def _common_suffix(a: str, b: str) -> int:
     return i
 
 
+def _tag_prefix(a: str, b: str) -> int:
+    """Common prefix length of `a` and `b`, not ending inside a ``<...>`` or ``[...]`` marker."""
+    p = common_prefix(a, b)
+    head = a[:p]
+    for open_, close in (("<", ">"), ("[", "]")):
+        k = head.rfind(open_)
+        if k >= 0 and head.rfind(close) < k:
+            p = min(p, k)
+    return p
+
+
+def _tag_suffix(a: str, b: str) -> int:
+    """Common suffix length of `a` and `b`, not starting inside a ``<...>`` or ``[...]`` marker."""
+    n = _common_suffix(a, b)
+    tail = a[len(a) - n:]
+    for open_, close in (("<", ">"), ("[", "]")):
+        k = tail.find(close)
+        if k >= 0 and not (0 <= tail.find(open_) < k):
+            start = tail.find(open_, k)
+            n = min(n, len(tail) - start if start >= 0 else 0)
+            tail = a[len(a) - n:]
+    return n
+
+
 def _json_args(text: str, start: int, index: int) -> tuple[int, int] | None:
     """Span of the JSON object holding call `index`'s probe arguments, searched from `start`."""
     key = text.find(json.dumps(KEYS[0]), start)
@@ -202,9 +226,9 @@ def _key_values(text: str, start: int) -> KeyValues:
     between = text[v1 + len(STRINGS[0]) + len(quote): k2]
     before = text[start:k1]
     after = text[v2 + len(str(NUMBERS[0])):]
-    key_open = between[len(between) - _common_suffix(before, between):]
+    key_open = between[len(between) - _tag_suffix(between, before):]
     rest = between[: len(between) - len(key_open)]
-    value_end = rest[: common_prefix(rest, after)]
+    value_end = rest[: _tag_prefix(rest, after)]
     if not (value_end or rest[len(value_end):] or key_open):
         raise _Fail("values have no delimiter")
     return KeyValues(key_open, kv_number, value_end, rest[len(value_end):], quote)
@@ -221,6 +245,9 @@ def _think(r: Renderings) -> tuple[str, str] | None:
     close = full[t + len(THINKING): c].strip()
     start = common_prefix(full, plain.full) if plain is not None else t
     start = min(start, t)
+    k = full.rfind("<", 0, start)
+    if k >= 0 and full.rfind(">", 0, start) < k:  # do not start inside a marker
+        start = k
     open_ = full[start:t].strip()
     if not open_:
         match = re.search(r"(\S+)\s*$", full[:t])
@@ -261,9 +288,9 @@ def _derive(r: Renderings) -> Dialect:
             middle = two[s0[-1][1]: s1[0][0]]
             parts = _merge(p0, p1)
             b0 = b0[start:]
-            call_open = b0[len(b0) - _common_suffix(b0, middle):]
+            call_open = b0[len(b0) - _tag_suffix(b0, middle):]
             rest = middle[: len(middle) - len(call_open)]
-            call_close = rest[: common_prefix(rest, a1)]
+            call_close = rest[: _tag_prefix(rest, a1)]
             section_open, section_close = b0[: len(b0) - len(call_open)], a1[len(call_close):]
             sep, parallel = rest[len(call_close):], True
         except _Fail as exc:

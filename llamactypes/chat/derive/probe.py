@@ -17,7 +17,7 @@ from typing import Any
 from llamactypes.chat.template import ChatTemplate
 from llamactypes.errors import ChatTemplateError
 
-__all__ = ["Probe", "Renderings", "common_prefix", "probe_template", "sentinel_call", "SENTINEL_TOOLS"]
+__all__ = ["Probe", "Renderings", "common_prefix", "turn_start", "probe_template", "sentinel_call", "SENTINEL_TOOLS"]
 
 NAMES = ("zfn_alpha", "zfn_beta")
 KEYS = ("zk_one", "zk_two")
@@ -62,6 +62,21 @@ def common_prefix(a: str, b: str) -> int:
     return i
 
 
+def turn_start(prompt: str, full: str) -> int:
+    """Where the assistant's text starts in `full`: after the common prefix with `prompt`.
+
+    When the prompt goes on past that (it opens something the rendered turn
+    does not, like ``<think>``), the cut moves back to the start of the marker
+    it fell in, so that no marker is split.
+    """
+    cut = common_prefix(prompt, full)
+    if cut < len(prompt):
+        k = prompt.rfind("<", 0, cut)
+        if k >= 0 and prompt.rfind(">", 0, cut) < k:
+            cut = k
+    return cut
+
+
 @dataclass(frozen=True)
 class Probe:
     """One assistant turn as the template renders it: the generation prompt's tail and the output."""
@@ -97,7 +112,7 @@ def _probe(template: ChatTemplate, assistant: dict[str, Any], turn_end: str, **k
     full = _render(template, [_USER, assistant], False, **kwargs)
     if prompt is None or full is None:
         return None
-    cut = common_prefix(prompt, full)
+    cut = turn_start(prompt, full)
     output = full[cut:]
     end = turn_end.strip()
     if end:  # the turn ends at the end-of-turn text (or its longest tail) after the last marker value

@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from llamactypes.chat.derive.probe import common_prefix
+from llamactypes.chat.derive.probe import turn_start
 from llamactypes.errors import ChatTemplateError
 
 __all__ = ["RoundTrip", "round_trip", "WEATHER", "TIME"]
@@ -63,8 +63,12 @@ def _call(k: int) -> dict[str, Any]:
     return {"id": f"call{k}abcd", "type": "function", "function": {"name": name, "arguments": args}}
 
 
-def _output(template: Any, message: dict[str, Any], **kwargs: Any) -> str | None:
-    """What the model writes for `message` after the generation prompt (None: not rendered as is)."""
+def _output(template: Any, message: dict[str, Any], think: tuple[str, str] | None, **kwargs: Any) -> str | None:
+    """What the model writes for `message` after the generation prompt (None: not rendered as is).
+
+    A prompt that goes on past the rendered turn with a whole (empty) thinking
+    block is fine: the model writes what follows it.
+    """
     try:
         prompt = template.render([_USER], tools=[WEATHER, TIME], add_generation_prompt=True, **kwargs)
         full = template.render([_USER, message], tools=[WEATHER, TIME], add_generation_prompt=False, **kwargs)
@@ -72,8 +76,10 @@ def _output(template: Any, message: dict[str, Any], **kwargs: Any) -> str | None
                                 add_generation_prompt=False, **kwargs)
     except ChatTemplateError:
         return None
-    cut = common_prefix(prompt, full)
-    if cut < len(prompt):  # the prompt opens something the rendered turn does not: no exact output
+    cut = turn_start(prompt, full)
+    opened = prompt[cut:].strip()
+    closed = think is not None and opened.startswith(think[0]) and opened.endswith(think[1])
+    if opened and not closed:  # the prompt opens something the rendered turn does not: no exact output
         return None
     turn_end = ended[ended.rindex("zzend") + 5:].strip() if "zzend" in ended else ""
     out = full[cut:]
@@ -112,11 +118,15 @@ def round_trip(model: Any) -> RoundTrip:
     result = RoundTrip(build.format, caps.tool_calls and not template.is_fallback)
     if not result.writes_calls:
         return result
-    single = _output(template, {"role": "assistant", "content": "", "tool_calls": [_call(0)]})
-    two = _output(template, {"role": "assistant", "content": "", "tool_calls": [_call(0), _call(1)]})
-    mixed = _output(template, {"role": "assistant", "content": "Let me check.", "tool_calls": [_call(0)]})
+    from llamactypes.chat.formats import get_format
+
+    think = get_format(build.format).think_tags
+    off = {"enable_thinking": False}  # as chat_build renders without thinking
+    single = _output(template, {"role": "assistant", "content": "", "tool_calls": [_call(0)]}, think, **off)
+    two = _output(template, {"role": "assistant", "content": "", "tool_calls": [_call(0), _call(1)]}, think, **off)
+    mixed = _output(template, {"role": "assistant", "content": "Let me check.", "tool_calls": [_call(0)]}, think, **off)
     thought = _output(template, {"role": "assistant", "content": "", "reasoning_content": "I need the weather.",
-                                 "tool_calls": [_call(0)]}, enable_thinking=True)
+                                 "tool_calls": [_call(0)]}, think, enable_thinking=True)
     result.texts = {k: v for k, v in (("single", single), ("parallel", two), ("content", mixed),
                                       ("reasoning", thought)) if v is not None}
     result.single = _reads(build, single, 1)

@@ -335,8 +335,11 @@ class ChatFormat:
             inner = 0
         else:
             i = skip_ws(text, 0)
+            closes = startswith_partial(text, i, close_tag)
+            if closes:  # an empty block whose start the prompt wrote (some templates close it anyway)
+                return "", skip_ws(text, i + len(close_tag))
             starts = startswith_partial(text, i, open_tag)
-            if starts is None:
+            if starts is None or closes is None:
                 return "", (None if partial else 0)
             if not starts:
                 return "", 0
