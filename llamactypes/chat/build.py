@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from llamactypes.chat.derive import check_round_trip, derive_format_from, probe_template
 from llamactypes.chat.formats import GENERIC, ChatFormat, detect_format, register_format
-from llamactypes.chat.formats._grammar import GrammarBuilder
+from llamactypes.chat.formats._grammar import GrammarBuilder, literal
 from llamactypes.chat.formats.generic import envelope_schema
 from llamactypes.chat.messages import normalize_messages, normalize_tools
 from llamactypes.chat.polyfill import TemplateCaps, adapt_messages, probe_caps
@@ -316,8 +316,12 @@ def _add_grammar(
             return
         if response_schema is not None and not required:
             root = f"{root} | {builder.schema(response_schema, 'response')}"
-    if mode == "none":  # the answer may start after a line break or two
-        build.grammar = builder.build(f"{builder.ws()} ( {root} )" if tools else root)
+    if mode == "none":  # the answer may start after a line break or two, or an empty thinking block
+        lead = builder.ws()
+        if tools and build.parser.reasoning and fmt.think_tags:
+            empty = f"{literal(fmt.think_tags[0])} {builder.ws()} {literal(fmt.think_tags[1])} {builder.ws()}"
+            lead = f"{lead} ( {empty} )?"
+        build.grammar = builder.build(f"{lead} ( {root} ) {builder.ws()}" if tools else root)
         return
     # The model thinks first: constrain only what follows the thinking block.
     build.grammar = builder.build(f"{builder.ws()} ( {root} )")

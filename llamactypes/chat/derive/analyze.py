@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import dataclass
 
 from llamactypes.chat.derive.probe import (
@@ -234,24 +233,30 @@ def _key_values(text: str, start: int) -> KeyValues:
     return KeyValues(key_open, kv_number, value_end, rest[len(value_end):], quote)
 
 
-def _think(r: Renderings) -> tuple[str, str] | None:
-    """The thinking block's start and end, from the reasoning probe."""
-    probe, plain = r.reasoning, r.content
-    if probe is None or THINKING not in probe.full or CONTENT not in probe.full:
+def _think(r: Renderings, opener: str) -> tuple[str, str] | None:
+    """The thinking block's start and end, from the reasoning probes (with content, with a call)."""
+    closes, opens = [], []
+    for probe, follower in ((r.reasoning, CONTENT), (r.reasoning_call, opener)):
+        if probe is None or THINKING not in probe.full or not follower:
+            continue
+        full = probe.full
+        t = full.rindex(THINKING)
+        c = full.find(follower, t)
+        if c < 0:
+            continue
+        closes.append(full[t + len(THINKING): c].strip())
+        before = full[:t].rstrip()  # the start is the marker (or word) just before the thinking text
+        if before.endswith(">"):
+            open_ = before[before.rfind("<"):]
+        else:
+            open_ = before.split()[-1] if before.split() else ""
+        opens.append(open_)
+    if not closes:
         return None
-    full = probe.full
-    t = full.rindex(THINKING)
-    c = full.index(CONTENT, t)
-    close = full[t + len(THINKING): c].strip()
-    start = common_prefix(full, plain.full) if plain is not None else t
-    start = min(start, t)
-    k = full.rfind("<", 0, start)
-    if k >= 0 and full.rfind(">", 0, start) < k:  # do not start inside a marker
-        start = k
-    open_ = full[start:t].strip()
-    if not open_:
-        match = re.search(r"(\S+)\s*$", full[:t])
-        open_ = match.group(1) if match else ""
+    close = closes[0]
+    if len(closes) == 2:
+        close = closes[0][: _tag_prefix(closes[0], closes[1])].strip() or min(closes, key=len)
+    open_ = min(opens, key=len)
     return (open_, close) if open_ and close and open_ != close else None
 
 
@@ -296,9 +301,11 @@ def _derive(r: Renderings) -> Dialect:
         except _Fail as exc:
             logger.debug("parallel calls not derived: %s", exc)
     call = ([Part(LIT, call_open)] if call_open else []) + parts + ([Part(LIT, call_close)] if call_close else [])
+    first = (section_open + call_open).split()
     dialect = Dialect(
         section_open=section_open.lstrip(), section_close=section_close.rstrip(), call=tuple(call),
-        call_sep=sep, args=args, parallel=parallel, think=_think(r), pretty_json=json_mode and "\n" in one,
+        call_sep=sep, args=args, parallel=parallel, think=_think(r, first[0] if first else ""),
+        pretty_json=json_mode and "\n" in one,
     )
     if not dialect.opener or dialect.call[0].kind != LIT and not dialect.section_open.strip():
         raise _Fail("a call does not start with a marker")

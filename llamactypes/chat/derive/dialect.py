@@ -20,7 +20,7 @@ from llamactypes.chat.derive.analyze import ARGS, ID, INDEX, LIT, NAME, Dialect,
 from llamactypes.chat.formats._grammar import GrammarBuilder, literal
 from llamactypes.chat.formats._json import Scan, scan_value, skip_ws
 from llamactypes.chat.formats.base import (
-    Block, BlockStatus, Call, ChatFormat, held_suffix, object_arguments,
+    Block, BlockStatus, Call, ChatFormat, held_suffix, object_arguments, startswith_partial,
 )
 from llamactypes.chat.types import ParserConfig
 
@@ -318,6 +318,8 @@ class DerivedFormat(ChatFormat):
         if not found or not key:
             return (None if found is None else False), i, "", ""
         kind = types.get(key)
+        if kv.quote and startswith_partial(text, i, kv.quote) is None:
+            return None, i, "", ""  # the value's opening quote is still being written
         if kv.quote and text.startswith(kv.quote, i):
             if kv.quote == '"':
                 status, end = scan_value(text, i)

@@ -97,6 +97,7 @@ class Renderings:
     one_arg: Probe | None
     content_and_call: Probe | None
     reasoning: Probe | None
+    reasoning_call: Probe | None
     turn_end: str
 
 
@@ -149,5 +150,7 @@ def probe_template(template: ChatTemplate) -> Renderings:
         one_arg=turn([sentinel_call(0, 1)]),
         content_and_call=turn([sentinel_call(0)], CONTENT),
         reasoning=_probe(template, thinking, turn_end, enable_thinking=True),
+        reasoning_call=_probe(template, {**thinking, "content": "", "tool_calls": [sentinel_call(0)]}, turn_end,
+                              enable_thinking=True),
         turn_end=turn_end,
     )

@@ -22,28 +22,20 @@ from tests.unit.chat.conftest import WEATHER_TOOL, FakeModel, template_names
 #: Templates with at least one case that does not read back yet (see docs/chat.md).
 GAPS = {
     "Apriel-1.6-15b-Thinker-fixed",
-    "Cohere2MoE",
     "CohereForAI-c4ai-command-r-plus-tool_use",
-    "Kimi-K2-Thinking",
     "Kimi-K3",
     "LFM2.5-8B-A1B",
     "MiniMax-M3",
-    "NVIDIA-Nemotron-3-Nano-30B-A3B-BF16",
     "NVIDIA-Nemotron-Nano-v2",
-    "Reka-Edge",
-    "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B",
     "deepseek-ai-DeepSeek-V3.2",
     "deepseek-ai-DeepSeek-V4",
     "deepseek-ai-DeepSeek-V4-Flash-0731",
     "google-gemma-4-31B-it",
-    "google-gemma-4-31B-it-interleaved",
     "llama-cpp-deepseek-r1",
     "llm-jp-llm-jp-4.1-8b-thinking",
     "meetkai-functionary-medium-v3.2",
     "muse-glimmer",
     "openai-gpt-oss-120b",
-    "poolside-Laguna-XS-2.1",
-    "poolside-Laguna-XS.2",
 }
 
 
@@ -71,8 +63,8 @@ def test_template_without_calls_says_generic(make_model: Callable[..., FakeModel
 
 
 def test_coverage_count(make_model: Callable[..., FakeModel]) -> None:
-    """At least as many templates read back every case as when this was written (40 of 63)."""
+    """At least as many templates read back every case as when this was written (48 of 63)."""
     results = [round_trip(make_model(n)) for n in template_names()]
     writing = [r for r in results if r.writes_calls]
     assert sum(r.ok for r in writing) >= len(writing) - len(GAPS)
-    assert sum(r.single is True for r in writing) >= 45
+    assert sum(r.single is True for r in writing) >= 50
