@@ -319,7 +319,7 @@ def _add_grammar(
     if mode == "none":  # the answer may start after a line break or two, or an empty thinking block
         lead = builder.ws()
         if tools and build.parser.reasoning and fmt.think_tags:
-            empty = f"{literal(fmt.think_tags[0])} {builder.ws()} {literal(fmt.think_tags[1])} {builder.ws()}"
+            empty = f"{literal(fmt.think_tags[0])}? {builder.ws()} {literal(fmt.think_tags[1])} {builder.ws()}"
             lead = f"{lead} ( {empty} )?"
         build.grammar = builder.build(f"{lead} ( {root} ) {builder.ws()}" if tools else root)
         return

@@ -27,6 +27,9 @@ __all__ = ["Dialect", "KeyValues", "Part", "derive_dialect"]
 
 logger = logging.getLogger("llamactypes")
 
+#: Stands for the key in a value's end text (templates that close ``<city>`` with ``</city>``).
+ECHO = "\x00"
+
 #: Part kinds: literal text and the slots of a call.
 LIT, NAME, ID, INDEX, ARGS = "lit", "name", "id", "index", "args"
 
@@ -44,7 +47,10 @@ class KeyValues:
     """Arguments written as pairs: ``key_open K key_close V value_end``, pairs joined by `pair_sep`.
 
     String values are raw text up to the value's end, or quoted with `quote`
-    (``'"'``: a JSON string literal); other values are JSON.
+    (``'"'``: a JSON string literal); other values are JSON. When the key's
+    closing text says the value's type (``string="true">``), `string_close` is
+    the one for strings and `key_close` the one for other values. `ECHO` in
+    `value_end` stands for the key (``<city>Paris</city>``).
     """
 
     key_open: str
@@ -52,6 +58,11 @@ class KeyValues:
     value_end: str
     pair_sep: str
     quote: str = ""
+    string_close: str = ""
+
+    def end_for(self, key: str) -> str:
+        """The text that ends the value of `key`."""
+        return self.value_end.replace(ECHO, key)
 
 
 @dataclass(frozen=True)
@@ -157,9 +168,9 @@ def _slots(text: str, start: int, index: int, kv: KeyValues | None) -> list[tupl
         a0, a1 = span
     else:
         a0, a1, _ = _kv_layout(text, start, index)
-        if not text.startswith(kv.key_open, a0 - len(kv.key_open)) or not text.startswith(kv.value_end, a1):
+        if not text.startswith(kv.key_open, a0 - len(kv.key_open)) or not text.startswith(kv.end_for(KEYS[1]), a1):
             raise _Fail("the pairs of another call are written differently")
-        a0, a1 = a0 - len(kv.key_open), a1 + len(kv.value_end)
+        a0, a1 = a0 - len(kv.key_open), a1 + len(kv.end_for(KEYS[1]))
     slots = [(a0, a1, ARGS)]
     for needle, kind in ((NAMES[index], NAME), (IDS[index], ID)):
         pos = text.find(needle, start)
@@ -215,22 +226,22 @@ def _key_values(text: str, start: int) -> KeyValues:
     _, _, at = _kv_layout(text, start, 0)
     k1, v1, k2, v2 = at["k1"], at["v1"], at["k2"], at["v2"]
     kv_string, kv_number = text[k1 + len(KEYS[0]): v1], text[k2 + len(KEYS[1]): v2]
-    quote = ""
+    quote, string_close = "", ""
     if kv_string != kv_number:
-        if not kv_string.startswith(kv_number):
-            raise _Fail("string and number values are introduced differently")
-        quote = kv_string[len(kv_number):]
-        if not text.startswith(quote, v1 + len(STRINGS[0])):
-            raise _Fail(f"string quote {quote!r} is not closed the same way")
-    between = text[v1 + len(STRINGS[0]) + len(quote): k2]
+        quote = kv_string[len(kv_number):] if kv_string.startswith(kv_number) else ""
+        if not quote or not text.startswith(quote, v1 + len(STRINGS[0])):
+            quote, string_close = "", kv_string  # the key's closing text names the value's type
+    between = text[v1 + len(STRINGS[0]) + len(quote): k2].replace(KEYS[0], ECHO)
     before = text[start:k1]
-    after = text[v2 + len(str(NUMBERS[0])):]
+    after = text[v2 + len(str(NUMBERS[0])):].replace(KEYS[1], ECHO, 1)
     key_open = between[len(between) - _tag_suffix(between, before):]
     rest = between[: len(between) - len(key_open)]
     value_end = rest[: _tag_prefix(rest, after)]
     if not (value_end or rest[len(value_end):] or key_open):
         raise _Fail("values have no delimiter")
-    return KeyValues(key_open, kv_number, value_end, rest[len(value_end):], quote)
+    if ECHO in key_open + rest[len(value_end):]:
+        raise _Fail("the key is repeated outside the value's end")
+    return KeyValues(key_open, kv_number, value_end, rest[len(value_end):], quote, string_close)
 
 
 def _think(r: Renderings, opener: str) -> tuple[str, str] | None:

@@ -16,7 +16,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from llamactypes.chat.derive.analyze import ARGS, ID, INDEX, LIT, NAME, Dialect, KeyValues
+from llamactypes.chat.derive.probe import common_prefix
+from llamactypes.chat.derive.analyze import ARGS, ECHO, ID, INDEX, LIT, NAME, Dialect, KeyValues
 from llamactypes.chat.formats._grammar import GrammarBuilder, literal
 from llamactypes.chat.formats._json import Scan, scan_value, skip_ws
 from llamactypes.chat.formats.base import (
@@ -70,7 +71,8 @@ class DerivedFormat(ChatFormat):
         self.start_markers = (dialect.opener.split()[0],)  # type: ignore[misc]
         texts = [dialect.section_open, dialect.section_close] + [p.text for p in dialect.call if p.kind == LIT]
         if dialect.args is not None:
-            texts += [dialect.args.key_open, dialect.args.key_close, dialect.args.value_end]
+            texts += [dialect.args.key_open, dialect.args.key_close, dialect.args.string_close]
+            texts += dialect.args.value_end.split(ECHO)
         specials = [t.strip() for t in texts if t.strip()] + list(dialect.think or ())
         self.special_markers = tuple(dict.fromkeys(specials))  # type: ignore[misc]
         first = dialect.call[0].text if dialect.call[0].kind == LIT else ""
@@ -95,7 +97,8 @@ class DerivedFormat(ChatFormat):
         d = self.dialect
         texts = [p.text for p in d.call if p.kind == LIT] + [d.section_open, d.section_close, d.call_sep]
         if d.args is not None:
-            texts += [d.args.key_open, d.args.key_close, d.args.value_end, d.args.pair_sep, d.args.quote]
+            texts += [d.args.key_open, d.args.key_close, d.args.string_close, d.args.pair_sep, d.args.quote]
+            texts += d.args.value_end.split(ECHO)
         chars = {chunk[0] for text in texts for chunk in text.split()}
         return super().structural_chars() | chars
 
@@ -132,11 +135,13 @@ class DerivedFormat(ChatFormat):
             return json.dumps(args, ensure_ascii=False)
         pairs = []
         for key, value in args.items():
+            close = kv.key_close
             if isinstance(value, str):
                 text = json.dumps(value, ensure_ascii=False) if kv.quote == '"' else kv.quote + value + kv.quote
+                close = kv.string_close or close
             else:
                 text = json.dumps(value, ensure_ascii=False)
-            pairs.append(f"{kv.key_open}{key}{kv.key_close}{text}{kv.value_end}")
+            pairs.append(f"{kv.key_open}{key}{close}{text}{kv.end_for(key)}")
         return kv.pair_sep.join(pairs)
 
     def tool_instructions(self, example: str, parallel: bool = False) -> str:
@@ -176,20 +181,22 @@ class DerivedFormat(ChatFormat):
         return " ".join(out)
 
     def _pairs_rule(self, builder: GrammarBuilder, i: int, params: dict[str, Any], kv: KeyValues) -> str:
-        stop = kv.value_end or kv.pair_sep or self._after_args
         required = set(params.get("required") or ())
         items, all_required = [], True
         for j, (name, schema) in enumerate((params.get("properties") or {}).items()):
             schema = schema if isinstance(schema, dict) else {}
+            stop = kv.end_for(name) or kv.pair_sep or self._after_args
+            close = kv.key_close
             if schema.get("type") == "string" and kv.quote != '"':
-                body = builder.until(f"fmt-raw-{len(stop)}-{hashlib.sha1(stop.encode()).hexdigest()[:6]}",
+                body = builder.until(f"fmt-raw-{hashlib.sha1((kv.quote or stop).encode()).hexdigest()[:8]}",
                                      kv.quote or stop)
                 value = f"{literal(kv.quote)} {body} {literal(kv.quote)}" if kv.quote else body
+                close = kv.string_close or close
             else:
                 value = builder.schema(schema, f"tool-{i}-p{j}")
-            pair = f"{literal(kv.key_open + name + kv.key_close)} {value}"
+            pair = f"{literal(kv.key_open + name + close)} {value}"
             if kv.value_end:
-                pair += " " + literal(kv.value_end)
+                pair += " " + literal(kv.end_for(name))
             if items and kv.pair_sep:
                 sep = literal(kv.pair_sep)
                 pair = f"{sep} {pair}" if all_required else f"( {sep} )? {pair}"
@@ -309,15 +316,27 @@ class DerivedFormat(ChatFormat):
 
     def _pair(self, text: str, i: int, kv: KeyValues, types: dict[str, str]) -> tuple[bool | None, int, str, str]:
         """One ``key key_close value value_end`` at `i`: (status, end, JSON item, streamable prefix)."""
-        close = kv.key_close.strip() or kv.key_close
-        k = text.find(close, i, i + _KEY_MAX) if close else -1
+        closes = [kv.key_close] + ([kv.string_close] if kv.string_close else [])
+        head = closes[0][: common_prefix(*closes)] if len(closes) == 2 else closes[0]
+        head = head.strip() or head
+        k = text.find(head, i, i + _KEY_MAX) if head else -1
         if k < 0:
             return (None if len(text) - i < _KEY_MAX else False), i, "", ""
         key = text[i:k].strip()
-        found, i = match_lit(text, k, kv.key_close)
-        if not found or not key:
-            return (None if found is None else False), i, "", ""
+        if not key:
+            return False, i, "", ""
         kind = types.get(key)
+        for close in closes:
+            found, j = match_lit(text, k, close)
+            if found is None:
+                return None, i, "", ""
+            if found:
+                i = j
+                if kv.string_close:  # the closing text said which type the value has
+                    kind = "string" if close == kv.string_close else "json"
+                break
+        else:
+            return False, i, "", ""
         if kv.quote and startswith_partial(text, i, kv.quote) is None:
             return None, i, "", ""  # the value's opening quote is still being written
         if kv.quote and text.startswith(kv.quote, i):
@@ -332,8 +351,9 @@ class DerivedFormat(ChatFormat):
                     return None, i, "", ""
                 value, end = text[i + len(kv.quote): end], end + len(kv.quote)
         else:
-            stops = [s for s in (kv.value_end, kv.pair_sep + kv.key_open, self._after_args) if s.strip()]
-            stops = stops[:1] if kv.value_end.strip() else stops
+            end_text = kv.end_for(key)
+            stops = [s for s in (end_text, kv.pair_sep + kv.key_open, self._after_args) if s.strip()]
+            stops = stops[:1] if end_text.strip() else stops
             hits = [(text.find(s, i), s) for s in stops] + [(text.find(s.strip(), i), s.strip()) for s in stops]
             hits = [h for h in hits if h[0] >= 0]
             if not hits:
@@ -347,7 +367,7 @@ class DerivedFormat(ChatFormat):
             value = _convert(text[i:end], kind)
         i = end
         if kv.value_end.strip():
-            found, i = match_lit(text, i, kv.value_end)
+            found, i = match_lit(text, i, kv.end_for(key))
             if not found:
                 return (None if found is None else False), i, "", ""
         return True, i, _item(key, value), ""
