@@ -236,13 +236,17 @@ class DerivedFormat(ChatFormat):
     def _next_call(self, text: str, i: int, partial: bool) -> tuple[bool | None, int]:
         """Whether another call of the same section follows at `i` (None: cannot tell yet)."""
         d = self.dialect
-        if not d.parallel or not self._call_open:
+        if not d.parallel:
             return False, i
         j = i
         if d.call_sep.strip():
             found, j = match_lit(text, i, d.call_sep)
             if not found:
                 return (None if found is None and partial else False), i
+            if not self._call_open:  # a separator, then a call that starts with its name
+                return True, j
+        if not self._call_open:
+            return False, i
         found, _ = match_lit(text, j, self._call_open)
         if found is None:
             return (None if partial else False), i

@@ -62,19 +62,31 @@ def common_prefix(a: str, b: str) -> int:
     return i
 
 
-def turn_start(prompt: str, full: str) -> int:
-    """Where the assistant's text starts in `full`: after the common prefix with `prompt`.
+def turn_start(prompt: str, full: str, first: str = "") -> tuple[int, str]:
+    """Where the assistant's text starts in `full`, the rendering of the same history plus its turn.
 
-    When the prompt goes on past that (it opens something the rendered turn
-    does not, like ``<think>``), the cut moves back to the start of the marker
-    it fell in, so that no marker is split.
+    Normally right after the common prefix with `prompt` (the generation
+    prompt). When the prompt goes on past that, the cut moves back to the start
+    of the marker it fell in (no marker is split); and when the prompt's last
+    markers reappear later in `full` (a template that adds instructions after
+    the history only while generating), the turn starts after them, if that is
+    before `first` (a text the turn holds). Returns
+    (start, what the prompt opened that `full` does not show, e.g. ``<think>``).
     """
     cut = common_prefix(prompt, full)
     if cut < len(prompt):
         k = prompt.rfind("<", 0, cut)
         if k >= 0 and prompt.rfind(">", 0, cut) < k:
             cut = k
-    return cut
+        limit = full.find(first, cut) if first else len(full)
+        k = prompt.find("<", cut)
+        while k >= 0 and limit >= 0:
+            tail = prompt[k:]
+            found = full.find(tail, cut, limit)
+            if found >= 0 and tail.strip() != tail.strip()[:2]:
+                return found + len(tail), ""
+            k = prompt.find("<", k + 1)
+    return cut, prompt[cut:]
 
 
 @dataclass(frozen=True)
@@ -113,7 +125,8 @@ def _probe(template: ChatTemplate, assistant: dict[str, Any], turn_end: str, **k
     full = _render(template, [_USER, assistant], False, **kwargs)
     if prompt is None or full is None:
         return None
-    cut = turn_start(prompt, full)
+    first = next((v for v in (THINKING, CONTENT, NAMES[0]) if v in full), "")
+    cut, opened = turn_start(prompt, full, first)
     output = full[cut:]
     end = turn_end.strip()
     if end:  # the turn ends at the end-of-turn text (or its longest tail) after the last marker value
@@ -125,7 +138,7 @@ def _probe(template: ChatTemplate, assistant: dict[str, Any], turn_end: str, **k
             if stop >= 0:
                 output = output[:stop]
                 break
-    return Probe(prompt, full, output, prompt[cut:])
+    return Probe(prompt, full, output, opened)
 
 
 def probe_template(template: ChatTemplate) -> Renderings:

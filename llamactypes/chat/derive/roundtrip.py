@@ -76,8 +76,9 @@ def _output(template: Any, message: dict[str, Any], think: tuple[str, str] | Non
                                 add_generation_prompt=False, **kwargs)
     except ChatTemplateError:
         return None
-    cut = turn_start(prompt, full)
-    opened = prompt[cut:].strip()
+    first = next((v for v in ("I need the weather.", "Let me check.", "get_weather") if v in full), "")
+    cut, opened = turn_start(prompt, full, first)
+    opened = opened.strip()
     closed = think is not None and opened.startswith(think[0]) and opened.endswith(think[1])
     if opened and not closed:  # the prompt opens something the rendered turn does not: no exact output
         return None
