@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 
 from llamactypes.chat.derive.probe import (
@@ -257,11 +258,17 @@ def _think(r: Renderings, opener: str) -> tuple[str, str] | None:
             continue
         closes.append(full[t + len(THINKING): c].strip())
         before = full[:t].rstrip()  # the start is the marker (or word) just before the thinking text
-        if before.endswith(">"):
+        opened = probe.opened.strip()
+        if opened and (before.endswith(opened) or probe.output.lstrip().startswith(THINKING)):  # the prompt opens it
+            open_ = probe.opened.strip()
+        elif before.endswith(">"):
             open_ = before[before.rfind("<"):]
         else:
             open_ = before.split()[-1] if before.split() else ""
         opens.append(open_)
+    opened = r.one_call.opened.strip() if r.one_call else ""
+    if not closes and re.fullmatch(r"<([\w:.-]+)>", opened):  # the prompt opens a block no turn shows
+        return opened, "</" + opened[1:]
     if not closes:
         return None
     close = closes[0]

@@ -80,6 +80,13 @@ def _output(template: Any, message: dict[str, Any], think: tuple[str, str] | Non
     cut, opened = turn_start(prompt, full, first)
     opened = opened.strip()
     closed = think is not None and opened.startswith(think[0]) and opened.endswith(think[1])
+    thinking = message.get("reasoning_content")
+    if think is not None and opened == think[0]:  # the prompt opens the thinking block
+        if not thinking:
+            return None
+        if thinking not in full:  # the template drops past reasoning: the model writes it, then the turn
+            full = full[:cut] + f"{thinking}\n{think[1]}\n" + full[cut:]
+        opened = ""
     if opened and not closed:  # the prompt opens something the rendered turn does not: no exact output
         return None
     turn_end = ended[ended.rindex("zzend") + 5:].strip() if "zzend" in ended else ""
