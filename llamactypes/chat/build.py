@@ -290,7 +290,7 @@ def _add_grammar(
     """Fill the grammar and trigger fields of `build` (see the module docstring)."""
     if not tools and response_schema is None:
         return
-    builder = GrammarBuilder()
+    builder = GrammarBuilder(compact=bool(tools) and not fmt.pretty_json)
     required = choice != "auto"
     if not tools:
         root = builder.schema(response_schema or {}, "response")

@@ -323,7 +323,7 @@ def _derive(r: Renderings) -> Dialect:
     dialect = Dialect(
         section_open=section_open.lstrip(), section_close=section_close.rstrip(), call=tuple(call),
         call_sep=sep, args=args, parallel=parallel, think=_think(r, first[0] if first else ""),
-        pretty_json=json_mode and "\n" in one,
+        pretty_json=json_mode and any("\n" in one[a:b] for a, b, kind in _slots(one, start, 0, None) if kind == ARGS),
     )
     if not dialect.opener or dialect.call[0].kind != LIT and not dialect.section_open.strip():
         raise _Fail("a call does not start with a marker")

@@ -68,6 +68,7 @@ class DerivedFormat(ChatFormat):
         digest = hashlib.sha256(repr(dialect).encode()).hexdigest()[:12]
         self.id = f"derived-{digest}"  # type: ignore[misc]
         self.think_tags = dialect.think  # type: ignore[misc]
+        self.pretty_json = dialect.pretty_json  # type: ignore[misc]
         self.start_markers = (dialect.opener.split()[0],)  # type: ignore[misc]
         texts = [dialect.section_open, dialect.section_close] + [p.text for p in dialect.call if p.kind == LIT]
         if dialect.args is not None:

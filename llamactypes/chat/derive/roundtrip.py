@@ -47,7 +47,7 @@ class RoundTrip:
     parallel: bool | None = None
     content: bool | None = None
     reasoning: bool | None = None
-    grammar: bool | None = None
+    grammar: bool | None = None  # the required-call grammar accepts the single (and parallel) rendering
     texts: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -151,5 +151,6 @@ def round_trip(model: Any) -> RoundTrip:
     if single is None and result.reasoning is not None:  # the prompt opens thinking: only that case is exact
         result.single = result.reasoning
     if single is not None and build.grammar and not build.grammar_lazy:
-        result.grammar = Grammar.from_gbnf(build.grammar).accepts(single)
+        grammar = Grammar.from_gbnf(build.grammar)
+        result.grammar = grammar.accepts(single) and (result.parallel is not True or grammar.accepts(two))
     return result

@@ -265,6 +265,8 @@ class ChatFormat:
     additional_stops: ClassVar[tuple[str, ...]] = ()
     #: The dialect knows the "developer" role (others get it as "system").
     keeps_developer: ClassVar[bool] = False
+    #: The dialect writes call arguments as indented JSON (its grammar keeps the converter's line breaks).
+    pretty_json: ClassVar[bool] = False
     #: Regex whose (empty) group marks where plain content starts, for dialects whose
     #: content follows a header (a JSON ``response_format`` grammar starts there); None: at once.
     content_trigger: ClassVar[str | None] = None

@@ -16,7 +16,7 @@ from typing import Callable
 import pytest
 
 from llamactypes.chat import chat_build
-from llamactypes.chat.derive.roundtrip import round_trip
+from llamactypes.chat.derive.roundtrip import RoundTrip
 from tests.unit.chat.conftest import WEATHER_TOOL, FakeModel, template_names
 
 #: Templates with at least one case that does not read back yet (see docs/chat.md).
@@ -30,10 +30,10 @@ GAPS = {
 
 
 @pytest.mark.parametrize("name", template_names())
-def test_template_reads_back_its_own_calls(name: str, make_model: Callable[..., FakeModel]) -> None:
+def test_template_reads_back_its_own_calls(name: str, round_trips: dict[str, RoundTrip]) -> None:
     if name in GAPS:
         pytest.xfail("known gap: " + name)
-    result = round_trip(make_model(name))
+    result = round_trips[name]
     if not result.writes_calls:
         assert result.format == "generic"
         return
@@ -42,9 +42,9 @@ def test_template_reads_back_its_own_calls(name: str, make_model: Callable[..., 
 
 
 @pytest.mark.parametrize("name", sorted(GAPS))
-def test_gaps_still_fail(name: str, make_model: Callable[..., FakeModel]) -> None:
+def test_gaps_still_fail(name: str, round_trips: dict[str, RoundTrip]) -> None:
     """A gap that got fixed must leave GAPS (the count in docs/chat.md is kept honest)."""
-    assert not round_trip(make_model(name)).ok
+    assert not round_trips[name].ok
 
 
 def test_template_without_calls_says_generic(make_model: Callable[..., FakeModel]) -> None:
@@ -52,9 +52,8 @@ def test_template_without_calls_says_generic(make_model: Callable[..., FakeModel
     assert build.format == "generic"
 
 
-def test_coverage_count(make_model: Callable[..., FakeModel]) -> None:
+def test_coverage_count(round_trips: dict[str, RoundTrip]) -> None:
     """At least as many templates read back every case as when this was written (58 of 63)."""
-    results = [round_trip(make_model(n)) for n in template_names()]
-    writing = [r for r in results if r.writes_calls]
+    writing = [r for r in round_trips.values() if r.writes_calls]
     assert sum(r.ok for r in writing) >= len(writing) - len(GAPS)
     assert sum(r.single is True for r in writing) >= 50
