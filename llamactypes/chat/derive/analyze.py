@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 
 from llamactypes.chat.derive.probe import (
-    CONTENT, IDS, KEYS, NAMES, NUMBERS, STRINGS, THINKING, Renderings, common_prefix,
+    CONTENT, IDS, KEYS, NAMES, NUMBERS, STRINGS, THINKING, USER_TEXT, Renderings, common_prefix,
 )
 from llamactypes.chat.formats._json import Scan, scan_object
 
@@ -245,6 +245,22 @@ def _key_values(text: str, start: int) -> KeyValues:
     return KeyValues(key_open, kv_number, value_end, rest[len(value_end):], quote, string_close)
 
 
+def _last_unique_marker(before: str) -> str:
+    """The shortest run of markers ending `before` that occurs once in the assistant's turn.
+
+    ``<think>`` in ``...assistant\n<think>``, but ``<|open|>think<|sep|>`` in
+    ``...<|sep|><|open|>think<|sep|>`` where ``<|sep|>`` alone is everywhere.
+    """
+    turn = before[before.rfind(USER_TEXT) + len(USER_TEXT):] if USER_TEXT in before else before
+    k = len(turn)
+    while True:
+        k = turn.rfind("<", 0, k)
+        if k < 0:
+            return turn[turn.rfind("<"):]
+        if turn.count(turn[k:]) == 1:
+            return turn[k:]
+
+
 def _think(r: Renderings, opener: str) -> tuple[str, str] | None:
     """The thinking block's start and end, from the reasoning probes (with content, with a call)."""
     closes, opens = [], []
@@ -262,7 +278,7 @@ def _think(r: Renderings, opener: str) -> tuple[str, str] | None:
         if opened and (before.endswith(opened) or probe.output.lstrip().startswith(THINKING)):  # the prompt opens it
             open_ = probe.opened.strip()
         elif before.endswith(">"):
-            open_ = before[before.rfind("<"):]
+            open_ = _last_unique_marker(before)
         else:
             open_ = before.split()[-1] if before.split() else ""
         opens.append(open_)

@@ -27,7 +27,8 @@ IDS = ("zidaaaa01", "zidaaaa02")  # nine alphanumerics: Mistral templates refuse
 CONTENT = "zcontent_x"
 THINKING = "zthink_text"
 
-_USER = {"role": "user", "content": "zquestion"}
+USER_TEXT = "zquestion"
+_USER = {"role": "user", "content": USER_TEXT}
 _VALUES = NAMES + STRINGS + tuple(str(n) for n in NUMBERS) + (CONTENT, THINKING)
 
 
