@@ -7,6 +7,7 @@ Run: .venv/bin/python bench/bench_chat_parse.py
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -18,9 +19,13 @@ from llamactypes.chat.parse import parse_result
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def pieces() -> list[str]:
-    body = ("def f(x):  return x + 1 " * 900)[:20_000]
-    text = '<tool_call>\n{"name": "write", "arguments": {"text": "' + body + '"}}\n</tool_call>'
+def pieces(kind: str) -> list[str]:
+    """A 20k-character `text` argument (prose, or code with quotes and line breaks) in 4-character pieces."""
+    unit = "The quick brown fox jumps over the lazy dog. " if kind == "prose" else (
+        'def f(x):\n    return "x=" + str(x)  # é\n')
+    body = (unit * (20_000 // len(unit) + 1))[:20_000]
+    arguments = json.dumps({"text": body}, ensure_ascii=False)
+    text = '<tool_call>\n{"name": "write", "arguments": ' + arguments + "}\n</tool_call>"
     return [text[k: k + 4] for k in range(0, len(text), 4)]
 
 
@@ -39,14 +44,17 @@ def after(parts: list[str], config: ParserConfig) -> None:
 
 
 def main() -> None:
-    parts, config = pieces(), ParserConfig(tools=("write",))
-    times = {}
-    for label, fn in (("before", before), ("after", after)):
-        t0 = time.perf_counter()
-        fn(parts, config)
-        times[label] = time.perf_counter() - t0
-        print(f"{label:6s}: {times[label] * 1e6 / len(parts):8.1f} us/piece ({len(parts)} pieces, {times[label]:.3f} s)")
-    print(f"speed-up: {times['before'] / times['after']:.1f}x")
+    config = ParserConfig(tools=("write",))
+    for kind in ("prose", "code"):
+        parts = pieces(kind)
+        times = {}
+        for label, fn in (("before", before), ("after", after)):
+            t0 = time.perf_counter()
+            fn(parts, config)
+            times[label] = time.perf_counter() - t0
+            per = times[label] * 1e6 / len(parts)
+            print(f"{kind:5s} {label:6s}: {per:8.1f} us/piece ({len(parts)} pieces, {times[label]:.3f} s)")
+        print(f"{kind:5s} ratio before/after: {times['before'] / times['after']:.1f}x")
     from llamactypes.chat.derive.roundtrip import round_trip
     from tests.unit.chat.conftest import FakeModel, template_names
     from llamactypes.paths import source_dir

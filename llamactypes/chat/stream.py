@@ -16,29 +16,22 @@ once its block is complete, and the folded deltas then always equal
 `chat_parse`.
 
 Linear time: a full parse reads the whole output, so parsing after every
-piece would be quadratic. After a full parse the parser checks (by parsing the
-text plus one plain letter) whether it sits where plain text only extends one
-field: content, reasoning, or the arguments of the call being written (inside
-a JSON string or a raw value). While pieces hold only plain characters (letters,
-digits, spaces and punctuation that begins no marker of the dialect), they are
-appended to that field directly; any other character triggers a full parse
-again. `work` counts the characters full parses read, for complexity tests.
+piece would be quadratic; pieces that only extend the field being written skip
+it (`stream_fast.FastPath`). `work` counts the characters parses read, for
+complexity tests.
 """
 
 from __future__ import annotations
 
-import string
 from dataclasses import dataclass
 
 from llamactypes.chat.formats import ChatFormat, get_format
 from llamactypes.chat.formats.base import ParseResult, logger
 from llamactypes.chat.parse import parse_result
+from llamactypes.chat.stream_fast import FastPath
 from llamactypes.chat.types import Delta, ParsedMessage, ParserConfig, ToolCall
 
 __all__ = ["ChatStreamParser", "fold_deltas"]
-
-_PLAIN = frozenset(string.ascii_letters + string.digits + " .,;:!?-_()+=*/%#@&|~^$") - frozenset("\"\\")
-_PROBE = "a"
 
 
 @dataclass
@@ -67,11 +60,8 @@ class ChatStreamParser:
         self._calls: list[_Sent] = []
         self._finished = False
         self._pieces: list[str] = []
-        self._fast: str | None = None  # the field plain text extends: "content", "reasoning", "args"
-        self._held = ""  # trailing whitespace not sent yet (a field's end may still be trimmed)
-        self._plain = _PLAIN - self._fmt.structural_chars()
-        #: Characters read by full parses so far (a step count: linear in the output for plain runs).
-        self.work = 0
+        self._fast = FastPath(self._fmt, self._config, stream_arguments)
+        self._full_work = 0
 
     @property
     def text(self) -> str:
@@ -94,15 +84,42 @@ class ChatStreamParser:
         if not piece:
             return []
         self._pieces.append(piece)
-        if self._fast is not None and self._plain.issuperset(piece):
-            return self._extend(piece)
-        return self._full()
+        if self._at_field_start():
+            return self._full()
+        added = self._fast.take(piece)
+        if added is None:
+            return self._full()
+        return self._add(added) if added else []
+
+    @property
+    def work(self) -> int:
+        """Characters read by parses so far (a step count: linear in the output, see `stream_fast`)."""
+        return self._full_work + self._fast.work
+
+    def _at_field_start(self) -> bool:
+        """At a field's start whitespace may still be trimmed: always parse for real there."""
+        field = self._fast.field
+        if field == "content":
+            return not self._content.strip()
+        if field == "reasoning":
+            return not self._reasoning.strip()
+        return field == "args" and not self._calls[-1].arguments
+
+    def _add(self, text: str) -> list[Delta]:
+        if self._fast.field == "content":
+            self._content += text
+            return [Delta("content", text=text)]
+        if self._fast.field == "reasoning":
+            self._reasoning += text
+            return [Delta("reasoning", text=text)]
+        self._calls[-1].arguments += text
+        return [Delta("tool_call", index=len(self._calls) - 1, arguments=text)]
 
     def _full(self) -> list[Delta]:
         text = self.text
-        self.work += len(text)
+        self._full_work += len(text)
         deltas = self._diff(parse_result(text, self._fmt, self._config, True), final=False)
-        self._fast = self._pass_through(text)
+        self._fast.learn(text, self._content, self._reasoning, [c.arguments for c in self._calls])
         return deltas
 
     def finish(self) -> list[Delta]:
@@ -110,59 +127,8 @@ class ChatStreamParser:
         if self._finished:
             return []
         self._finished = True
-        self.work += len(self.text)
+        self._full_work += len(self.text)
         return self._diff(parse_result(self.text, self._fmt, self._config, False), final=True)
-
-    def _pass_through(self, text: str) -> str | None:
-        """Which field one more plain character would extend by exactly itself (None: none, or several)."""
-        if _PROBE not in self._plain:
-            return None
-        self.work += len(text) + 1
-        probe = parse_result(text + _PROBE, self._fmt, self._config, True)
-        calls = probe.calls
-        unsent = calls[len(self._calls):]
-        if len(calls) < len(self._calls) or (calls and not self._stream_arguments):
-            return None
-        if any(c.done or c.id_ready for c in unsent):  # a call that would be announced: parse for real
-            return None
-        calls = calls[: len(self._calls)]
-        held = text[len(text.rstrip()):]
-        grown = []
-
-        def check(field: str, sent: str, now: str) -> None:
-            if now != sent:
-                self._held = held if held and now == sent + held + _PROBE else ""
-                grown.append(field if now == sent + self._held + _PROBE else "")
-
-        check("reasoning", self._reasoning, probe.reasoning)
-        check("content", self._content, probe.content)
-        for sent, call in zip(self._calls, calls):
-            check("args" if sent is self._calls[-1] else "", sent.arguments, call.arguments)
-        if not grown:  # plain text changes nothing yet (e.g. arguments before a call's id is known)
-            return "none" if all(c.arguments == s.arguments for c, s in zip(calls, self._calls)) else None
-        return grown[0] if len(grown) == 1 and grown[0] else None
-
-    def _extend(self, piece: str) -> list[Delta]:
-        """Append a plain piece to the field it extends (see the module docstring)."""
-        if self._fast == "none":
-            return []
-        field = {"content": self._content, "reasoning": self._reasoning}.get(self._fast or "", "x")
-        if not field.strip() or (self._fast == "args" and not self._calls[-1].arguments):
-            self._fast = None  # at a field's start whitespace may still be trimmed: parse for real
-            return self._full()
-        text = self._held + piece
-        piece = text.rstrip()
-        self._held = text[len(piece):]
-        if not piece:
-            return []
-        if self._fast == "content":
-            self._content += piece
-            return [Delta("content", text=piece)]
-        if self._fast == "reasoning":
-            self._reasoning += piece
-            return [Delta("reasoning", text=piece)]
-        self._calls[-1].arguments += piece
-        return [Delta("tool_call", index=len(self._calls) - 1, arguments=piece)]
 
     def _diff(self, result: ParseResult, final: bool) -> list[Delta]:
         deltas: list[Delta] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Callable
 
 import pytest
@@ -13,6 +14,7 @@ from tests.unit.chat.checks import assert_same_message
 from tests.unit.chat.conftest import FakeModel
 
 LONG_ARG = "lorem ipsum dolor sit amet, consectetur adipiscing elit " * 40  # ~2.2k plain characters
+CODE = 'def f(x):\n    return "x=" + str(x)  # é, 名前\n\tpass\n' * 40  # quotes, breaks, tabs, non-ASCII
 
 
 def _work(pieces: list[str], fmt: str, config: ParserConfig) -> tuple[int, str]:
@@ -80,3 +82,29 @@ def test_every_split_of_every_dialect_folds_to_the_one_shot_parse(
         assert_same_message(fold_deltas(deltas), want)
         checked += 1
     assert checked >= 100
+
+
+@pytest.mark.parametrize("fmt", ["hermes", "qwen3-coder"])
+def test_code_arguments_stream_linearly(fmt: str) -> None:
+    """A file written by an agent: quotes, line breaks and non-ASCII text keep the parse linear too."""
+    config = ParserConfig(tools=("write",), param_types={"write": {"text": "string"}})
+    works = []
+    for reps in (1, 2, 4):
+        body = CODE * reps
+        if fmt == "hermes":
+            arguments = json.dumps({"text": body}, ensure_ascii=False)
+            text = '<tool_call>\n{"name": "write", "arguments": ' + arguments + "}\n</tool_call>"
+        else:
+            text = "<tool_call>\n<function=write>\n<parameter=text>\n" + body + "</parameter>\n</function>\n</tool_call>"
+        pieces = [text[k: k + 3] for k in range(0, len(text), 3)]
+        work, arguments = _work(pieces, fmt, config)
+        assert json.loads(arguments) == {"text": body.rstrip("\n") if fmt == "qwen3-coder" else body}
+        works.append(work)
+    assert works[2] < 2.5 * works[1] < 6.25 * works[0]
+
+
+def test_non_ascii_content_streams_linearly() -> None:
+    config = ParserConfig(tools=("write",))
+    text = "Voilà la réponse, 答案如下。\n" * 200
+    work, content = _work([text[k: k + 2] for k in range(0, len(text), 2)], "hermes", config)
+    assert content == text and work < 20 * len(text)
