@@ -95,7 +95,8 @@ def test_code_arguments_stream_linearly(fmt: str) -> None:
             arguments = json.dumps({"text": body}, ensure_ascii=False)
             text = '<tool_call>\n{"name": "write", "arguments": ' + arguments + "}\n</tool_call>"
         else:
-            text = "<tool_call>\n<function=write>\n<parameter=text>\n" + body + "</parameter>\n</function>\n</tool_call>"
+            text = ("<tool_call>\n<function=write>\n<parameter=text>\n" + body
+                    + "</parameter>\n</function>\n</tool_call>")
         pieces = [text[k: k + 3] for k in range(0, len(text), 3)]
         work, arguments = _work(pieces, fmt, config)
         assert json.loads(arguments) == {"text": body.rstrip("\n") if fmt == "qwen3-coder" else body}
