@@ -27,8 +27,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from llamactypes.chat.formats import GENERIC, ChatFormat, detect_format
-from llamactypes.chat.formats._grammar import GrammarBuilder
+from llamactypes.chat.derive import check_round_trip, derive_format_from, probe_template
+from llamactypes.chat.formats import GENERIC, ChatFormat, detect_format, register_format
+from llamactypes.chat.formats._grammar import GrammarBuilder, literal
 from llamactypes.chat.formats.generic import envelope_schema
 from llamactypes.chat.messages import normalize_messages, normalize_tools
 from llamactypes.chat.polyfill import TemplateCaps, adapt_messages, probe_caps
@@ -36,7 +37,7 @@ from llamactypes.chat.template import ChatTemplate
 from llamactypes.chat.types import ChatBuild, ParserConfig
 from llamactypes.errors import InvalidRequestError
 
-__all__ = ["ChatModel", "chat_build", "template_for"]
+__all__ = ["ChatModel", "chat_build", "format_for", "template_for"]
 
 
 class ChatModel(Protocol):
@@ -60,6 +61,25 @@ def _compiled(source: str | None, bos: str, eos: str, name: str | None) -> tuple
     return template, probe_caps(template)
 
 
+@functools.lru_cache(maxsize=32)
+def _format_for(source: str | None, bos: str, eos: str, name: str | None) -> ChatFormat:
+    """The template's dialect: hand-written when it reads the template's own calls back, else derived.
+
+    Both are checked the same way (`check_round_trip`: the template renders
+    calls with marker values, the format must parse them back); a template the
+    analyzer cannot read keeps the hand-written or the generic format.
+    """
+    template, caps = _compiled(source, bos, eos, name)
+    if template.is_fallback or not caps.tool_calls:  # nothing to learn the syntax from: say so
+        return GENERIC
+    hand = detect_format(template.source)
+    renderings = probe_template(template)
+    if hand is not GENERIC and check_round_trip(hand, renderings):
+        return hand
+    derived = derive_format_from(renderings)
+    return register_format(derived) if derived is not None else hand
+
+
 def _piece(model: ChatModel, token: int | None) -> str:
     if token is None:
         return ""
@@ -74,6 +94,16 @@ def template_for(model: ChatModel, with_tools: bool) -> tuple[ChatTemplate, Temp
     if with_tools and variants.get("tool_use"):
         source, name = variants["tool_use"], "tool_use"
     return _compiled(source or None, _piece(model, model.bos), _piece(model, model.eos), name)
+
+
+def format_for(model: ChatModel, with_tools: bool) -> ChatFormat:
+    """The tool-call dialect `chat_build` uses for `model` (see `_format_for`)."""
+    variants = getattr(model, "chat_templates", None) or {}
+    name = None
+    source = model.chat_template
+    if with_tools and variants.get("tool_use"):
+        source, name = variants["tool_use"], "tool_use"
+    return _format_for(source or None, _piece(model, model.bos), _piece(model, model.eos), name)
 
 
 def _tool_choice(choice: Any, tools: list[dict[str, Any]]) -> str:
@@ -192,7 +222,7 @@ def chat_build(
     parallel = bool(parallel_tool_calls) and choice in ("auto", "required")
 
     template, caps = template_for(model, bool(active))
-    fmt = detect_format(None if template.is_fallback else template.source)
+    fmt = format_for(model, bool(active))
     thinking = fmt.supports_thinking(template.source)
     system_extra = _tool_prompt(fmt, active, caps, parallel) if active else ""
     if not fmt.keeps_developer:
@@ -260,7 +290,7 @@ def _add_grammar(
     """Fill the grammar and trigger fields of `build` (see the module docstring)."""
     if not tools and response_schema is None:
         return
-    builder = GrammarBuilder()
+    builder = GrammarBuilder(compact=bool(tools) and not fmt.pretty_json)
     required = choice != "auto"
     if not tools:
         root = builder.schema(response_schema or {}, "response")
@@ -286,8 +316,12 @@ def _add_grammar(
             return
         if response_schema is not None and not required:
             root = f"{root} | {builder.schema(response_schema, 'response')}"
-    if mode == "none":
-        build.grammar = builder.build(root)
+    if mode == "none":  # the answer may start after a line break or two, or an empty thinking block
+        lead = builder.ws()
+        if tools and build.parser.reasoning and fmt.think_tags:
+            empty = f"{literal(fmt.think_tags[0])}? {builder.ws()} {literal(fmt.think_tags[1])} {builder.ws()}"
+            lead = f"{lead} ( {empty} )?"
+        build.grammar = builder.build(f"{lead} ( {root} ) {builder.ws()}" if tools else root)
         return
     # The model thinks first: constrain only what follows the thinking block.
     build.grammar = builder.build(f"{builder.ws()} ( {root} )")

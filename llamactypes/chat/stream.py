@@ -14,6 +14,11 @@ call's partial arguments sent, where `chat_parse` of the cut text would report
 the unfinished call as content. ``stream_arguments=False`` sends each call whole
 once its block is complete, and the folded deltas then always equal
 `chat_parse`.
+
+Linear time: a full parse reads the whole output, so parsing after every
+piece would be quadratic; pieces that only extend the field being written skip
+it (`stream_fast.FastPath`). `work` counts the characters parses read, for
+complexity tests.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from dataclasses import dataclass
 from llamactypes.chat.formats import ChatFormat, get_format
 from llamactypes.chat.formats.base import ParseResult, logger
 from llamactypes.chat.parse import parse_result
+from llamactypes.chat.stream_fast import FastPath
 from llamactypes.chat.types import Delta, ParsedMessage, ParserConfig, ToolCall
 
 __all__ = ["ChatStreamParser", "fold_deltas"]
@@ -53,10 +59,16 @@ class ChatStreamParser:
         self._reasoning = ""
         self._calls: list[_Sent] = []
         self._finished = False
+        self._pieces: list[str] = []
+        self._fast = FastPath(self._fmt, self._config, stream_arguments)
+        self._full_work = 0
 
     @property
     def text(self) -> str:
         """The raw output fed so far."""
+        if self._pieces:
+            self._text += "".join(self._pieces)
+            self._pieces.clear()
         return self._text
 
     @property
@@ -69,17 +81,54 @@ class ChatStreamParser:
         """Add a piece of output; returns the deltas it completes."""
         if self._finished:
             raise RuntimeError("ChatStreamParser.feed() after finish()")
-        self._text += piece
         if not piece:
             return []
-        return self._diff(parse_result(self._text, self._fmt, self._config, True), final=False)
+        self._pieces.append(piece)
+        if self._at_field_start():
+            return self._full()
+        added = self._fast.take(piece)
+        if added is None:
+            return self._full()
+        return self._add(added) if added else []
+
+    @property
+    def work(self) -> int:
+        """Characters read by parses so far (a step count: linear in the output, see `stream_fast`)."""
+        return self._full_work + self._fast.work
+
+    def _at_field_start(self) -> bool:
+        """At a field's start whitespace may still be trimmed: always parse for real there."""
+        field = self._fast.field
+        if field == "content":
+            return not self._content.strip()
+        if field == "reasoning":
+            return not self._reasoning.strip()
+        return field == "args" and not self._calls[-1].arguments
+
+    def _add(self, text: str) -> list[Delta]:
+        if self._fast.field == "content":
+            self._content += text
+            return [Delta("content", text=text)]
+        if self._fast.field == "reasoning":
+            self._reasoning += text
+            return [Delta("reasoning", text=text)]
+        self._calls[-1].arguments += text
+        return [Delta("tool_call", index=len(self._calls) - 1, arguments=text)]
+
+    def _full(self) -> list[Delta]:
+        text = self.text
+        self._full_work += len(text)
+        deltas = self._diff(parse_result(text, self._fmt, self._config, True), final=False)
+        self._fast.learn(text, self._content, self._reasoning, [c.arguments for c in self._calls])
+        return deltas
 
     def finish(self) -> list[Delta]:
         """The output is complete: returns the remaining deltas."""
         if self._finished:
             return []
         self._finished = True
-        return self._diff(parse_result(self._text, self._fmt, self._config, False), final=True)
+        self._full_work += len(self.text)
+        return self._diff(parse_result(self.text, self._fmt, self._config, False), final=True)
 
     def _diff(self, result: ParseResult, final: bool) -> list[Delta]:
         deltas: list[Delta] = []

@@ -18,7 +18,7 @@ from llamactypes.chat.formats.llama3 import Llama3Format
 from llamactypes.chat.formats.mistral import MinistralFormat, MistralNemoFormat, MistralSmallFormat
 from llamactypes.chat.formats.qwen3_coder import Qwen3CoderFormat
 
-__all__ = ["FORMATS", "GENERIC", "ChatFormat", "detect_format", "get_format"]
+__all__ = ["FORMATS", "GENERIC", "ChatFormat", "detect_format", "get_format", "register_format"]
 
 GENERIC = GenericFormat()
 
@@ -38,6 +38,23 @@ FORMATS: tuple[ChatFormat, ...] = (
 )
 
 _BY_ID = {f.id: f for f in FORMATS}
+#: Formats derived from templates (`llamactypes.chat.derive`), by id; the oldest go past this many.
+_DERIVED: dict[str, ChatFormat] = {}
+_MAX_DERIVED = 256
+
+
+def register_format(fmt: ChatFormat) -> ChatFormat:
+    """Make a derived format findable by its id (`get_format`); returns the registered instance.
+
+    Ids of derived formats are a digest of their dialect, so deriving the same
+    template twice gives the same id and the first instance is kept.
+    """
+    if fmt.id in _BY_ID:
+        return _BY_ID[fmt.id]
+    known = _DERIVED.setdefault(fmt.id, fmt)
+    while len(_DERIVED) > _MAX_DERIVED:
+        del _DERIVED[next(iter(_DERIVED))]
+    return known
 
 
 def detect_format(source: str | None) -> ChatFormat:
@@ -54,7 +71,7 @@ def get_format(format_id: str | ChatFormat) -> ChatFormat:
     """The dialect with this id (as in `ChatBuild.format`); KeyError names the known ids."""
     if isinstance(format_id, ChatFormat):
         return format_id
-    try:
-        return _BY_ID[format_id]
-    except KeyError:
-        raise KeyError(f"unknown chat format {format_id!r}; known: {', '.join(_BY_ID)}") from None
+    fmt = _BY_ID.get(format_id) or _DERIVED.get(format_id)
+    if fmt is None:
+        raise KeyError(f"unknown chat format {format_id!r}; known: {', '.join(_BY_ID)} and derived-*")
+    return fmt

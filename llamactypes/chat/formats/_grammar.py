@@ -48,11 +48,17 @@ class GrammarBuilder:
     grammar) works even where the grammar engine is unavailable.
     """
 
-    def __init__(self) -> None:
+    #: Whitespace between JSON tokens in compact grammars: one optional space, as ``json.dumps`` writes.
+    COMPACT_SPACE = '" "?'
+
+    def __init__(self, *, compact: bool = False) -> None:
         from llamactypes.grammar.json_schema import SchemaConverter
 
         self._converter = SchemaConverter()
         self._rules: dict[str, str] = {}
+        #: JSON parts allow only one space between tokens (tool-call arguments: a small model
+        #: otherwise fills its budget with indentation); False keeps the converter's line breaks.
+        self.compact = compact
 
     def schema(self, schema: dict[str, Any], name: str) -> str:
         """Add a JSON Schema; returns the name of the rule that matches it."""
@@ -84,6 +90,11 @@ class GrammarBuilder:
         lines = [f"root ::= {root}"]
         lines += [f"{name} ::= {body}" for name, body in self._rules.items()]
         converted = self._converter.gbnf().strip()
+        if converted and self.compact:
+            converted = "\n".join(
+                f"space ::= {self.COMPACT_SPACE}" if line.startswith("space ::=") else line
+                for line in converted.splitlines()
+            )
         if converted:
             lines.append(converted)
         return "\n".join(lines) + "\n"

@@ -295,4 +295,3 @@ def _escaped_at(body: str, i: int) -> bool:
     while k > 0 and body[k - 1] == "\\":
         k -= 1
     return (i - k) % 2 == 0
-

@@ -265,9 +265,16 @@ class ChatFormat:
     additional_stops: ClassVar[tuple[str, ...]] = ()
     #: The dialect knows the "developer" role (others get it as "system").
     keeps_developer: ClassVar[bool] = False
+    #: The dialect writes call arguments as indented JSON (its grammar keeps the converter's line breaks).
+    pretty_json: ClassVar[bool] = False
     #: Regex whose (empty) group marks where plain content starts, for dialects whose
     #: content follows a header (a JSON ``response_format`` grammar starts there); None: at once.
     content_trigger: ClassVar[str | None] = None
+
+    def structural_chars(self) -> frozenset[str]:
+        """Characters that may start a marker of this dialect (the stream parser re-parses on them)."""
+        texts = self.start_markers + self.hidden_markers + self.special_markers + (self.think_tags or ())
+        return frozenset(chunk[0] for text in texts for chunk in text.split())
 
     # -- detection and prompt ------------------------------------------------
     def detect(self, source: str) -> bool:
@@ -330,8 +337,11 @@ class ChatFormat:
             inner = 0
         else:
             i = skip_ws(text, 0)
+            closes = startswith_partial(text, i, close_tag)
+            if closes:  # an empty block whose start the prompt wrote (some templates close it anyway)
+                return "", skip_ws(text, i + len(close_tag))
             starts = startswith_partial(text, i, open_tag)
-            if starts is None:
+            if starts is None or closes is None:
                 return "", (None if partial else 0)
             if not starts:
                 return "", 0

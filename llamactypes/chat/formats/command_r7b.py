@@ -29,6 +29,7 @@ _KEYS = {"name_key": "tool_name", "args_keys": ("parameters",), "id_key": "tool_
 class CommandR7BFormat(ChatFormat):
     """Actions as a JSON list between ``<|START_ACTION|>`` and ``<|END_ACTION|>``."""
 
+    pretty_json = True  # the template indents its list of actions (the grammar keeps line breaks)
     id = "command-r7b"
     think_tags = ("<|START_THINKING|>", "<|END_THINKING|>")
     start_markers = (START_ACTION,)

@@ -62,7 +62,7 @@ class DeepSeekR1Format(ChatFormat):
             args = builder.schema(tool["function"]["parameters"], f"tool-{i}-args")
             calls.append(self._call_rule(tool["function"]["name"], args))
         call = builder.alternatives("fmt-call", calls)
-        body = f"{call}+" if parallel else call
+        body = f"{call} ( {builder.ws()} {call} )*" if parallel else call  # R1 puts a line break between calls
         return f"{literal(CALLS_BEGIN)} {body} {literal(CALLS_END)}"
 
     def _call_rule(self, name: str, args: str) -> str:

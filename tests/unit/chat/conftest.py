@@ -111,3 +111,11 @@ CONVERSATION = [
     {"role": "tool", "tool_call_id": "call_1", "content": "Sunny, 22 degrees"},
     {"role": "user", "content": "Thanks! And tomorrow?"},
 ]
+
+
+@pytest.fixture(scope="session")
+def round_trips(make_model: Callable[..., FakeModel]) -> dict[str, Any]:
+    """`round_trip` of every template of the pinned tree, computed once per session."""
+    from llamactypes.chat.derive.roundtrip import round_trip
+
+    return {name: round_trip(make_model(name)) for name in template_names()}

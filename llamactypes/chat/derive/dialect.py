@@ -1,0 +1,378 @@
+"""`DerivedFormat`: a `ChatFormat` built from a `Dialect` read off a template's renderings.
+
+It parses (and partially parses, for streams) calls written part by part as the
+dialect says, builds the grammar that constrains calls to the tools' schemas,
+and writes calls as text. Literal matching is whitespace-tolerant: a run of
+whitespace in the template's text matches any run (or none) in the output,
+since models do not always copy the template's newlines; the grammar still
+asks for the template's exact text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from llamactypes.chat.derive.probe import common_prefix
+from llamactypes.chat.derive.analyze import ARGS, ECHO, ID, INDEX, LIT, NAME, Dialect, KeyValues
+from llamactypes.chat.formats._grammar import GrammarBuilder, literal
+from llamactypes.chat.formats._json import Scan, scan_value, skip_ws
+from llamactypes.chat.formats.base import (
+    Block, BlockStatus, Call, ChatFormat, held_suffix, object_arguments, startswith_partial,
+)
+from llamactypes.chat.types import ParserConfig
+
+__all__ = ["DerivedFormat"]
+
+_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,128}")
+_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
+_INDEX = re.compile(r"[0-9]{1,6}")
+_KEY_MAX = 256  # a key longer than this is not a key: the block is not a call
+
+
+def match_lit(text: str, i: int, lit: str) -> tuple[bool | None, int]:
+    """Match `lit` at `i`, whitespace runs matching any whitespace: (True, end), (None, _) cut short, (False, _)."""
+    chunks = lit.split()
+    for chunk in chunks:
+        i = skip_ws(text, i)
+        piece = text[i: i + len(chunk)]
+        if piece != chunk:
+            return (None if len(piece) < len(chunk) and chunk.startswith(piece) else False), i
+        i += len(chunk)
+    if not chunks or lit[-1].isspace():
+        i = skip_ws(text, i)
+    return True, i
+
+
+def _convert(raw: str, kind: str | None) -> Any:
+    if kind == "string":
+        return raw
+    try:
+        return json.loads(raw.strip())
+    except ValueError:
+        return raw
+
+
+def _item(key: str, value: Any) -> str:
+    return json.dumps(key, ensure_ascii=False) + ": " + json.dumps(value, ensure_ascii=False)
+
+
+class DerivedFormat(ChatFormat):
+    """The tool-call dialect of one template, derived by rendering it (see `llamactypes.chat.derive`)."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        digest = hashlib.sha256(repr(dialect).encode()).hexdigest()[:12]
+        self.id = f"derived-{digest}"  # type: ignore[misc]
+        self.think_tags = dialect.think  # type: ignore[misc]
+        self.pretty_json = dialect.pretty_json  # type: ignore[misc]
+        self.start_markers = (dialect.opener.split()[0],)  # type: ignore[misc]
+        texts = [dialect.section_open, dialect.section_close] + [p.text for p in dialect.call if p.kind == LIT]
+        if dialect.args is not None:
+            texts += [dialect.args.key_open, dialect.args.key_close, dialect.args.string_close]
+            texts += dialect.args.value_end.split(ECHO)
+        specials = [t.strip() for t in texts if t.strip()] + list(dialect.think or ())
+        self.special_markers = tuple(dict.fromkeys(specials))  # type: ignore[misc]
+        first = dialect.call[0].text if dialect.call[0].kind == LIT else ""
+        self._call_open = first.strip()
+        self._after_args = self._lit_after_args()
+
+    def __repr__(self) -> str:
+        return f"DerivedFormat({self.id})"
+
+    def _lit_after_args(self) -> str:
+        call = self.dialect.call
+        for k, part in enumerate(call):
+            if part.kind == ARGS:
+                rest = [p.text for p in call[k + 1:] if p.kind == LIT]
+                return rest[0] if rest else self.dialect.section_close
+        return ""
+
+    def detect(self, source: str) -> bool:
+        return False
+
+    def structural_chars(self) -> frozenset[str]:
+        d = self.dialect
+        texts = [p.text for p in d.call if p.kind == LIT] + [d.section_open, d.section_close, d.call_sep]
+        if d.args is not None:
+            texts += [d.args.key_open, d.args.key_close, d.args.string_close, d.args.pair_sep, d.args.quote]
+            texts += d.args.value_end.split(ECHO)
+        chars = {chunk[0] for text in texts for chunk in text.split()}
+        return super().structural_chars() | chars
+
+    def supports_thinking(self, source: str) -> bool:
+        return self.think_tags is not None
+
+    # -- writing ---------------------------------------------------------------
+    def calls_text(self, calls: Sequence[dict[str, Any]]) -> str:
+        d = self.dialect
+        written = []
+        for index, c in enumerate(calls):
+            fn = c["function"]
+            args = fn["arguments"]
+            if isinstance(args, str):
+                args = json.loads(args) if args.strip() else {}
+            out = []
+            for part in d.call:
+                if part.kind == LIT:
+                    out.append(part.text)
+                elif part.kind == NAME:
+                    out.append(fn["name"])
+                elif part.kind == ID:
+                    out.append(c.get("id") or self.new_id())
+                elif part.kind == INDEX:
+                    out.append(str(index))
+                else:
+                    out.append(self._args_text(args))
+            written.append("".join(out))
+        return d.section_open + d.call_sep.join(written) + d.section_close
+
+    def _args_text(self, args: dict[str, Any]) -> str:
+        kv = self.dialect.args
+        if kv is None:
+            return json.dumps(args, ensure_ascii=False)
+        pairs = []
+        for key, value in args.items():
+            close = kv.key_close
+            if isinstance(value, str):
+                text = json.dumps(value, ensure_ascii=False) if kv.quote == '"' else kv.quote + value + kv.quote
+                close = kv.string_close or close
+            else:
+                text = json.dumps(value, ensure_ascii=False)
+            pairs.append(f"{kv.key_open}{key}{close}{text}{kv.end_for(key)}")
+        return kv.pair_sep.join(pairs)
+
+    def tool_instructions(self, example: str, parallel: bool = False) -> str:
+        return f"To call a function, reply in this exact format:\n{example}"
+
+    # -- grammar ---------------------------------------------------------------
+    def grammar_root(self, builder: GrammarBuilder, tools: Sequence[dict[str, Any]], parallel: bool) -> str:
+        d = self.dialect
+        calls = [self._call_rule(builder, i, tool["function"]) for i, tool in enumerate(tools)]
+        call = builder.alternatives("fmt-call", calls)
+        ws = builder.ws()
+        head = literal(d.section_open) + " " if d.section_open else ""
+        tail = " " + literal(d.section_close) if d.section_close else ""
+        if parallel and d.parallel:
+            sep = literal(d.call_sep) + " " if d.call_sep else ""
+            return f"{head}{call} ( {sep}{call} )*{tail} {ws}"
+        if parallel:  # one call per block, blocks in a row
+            block = builder.rule("fmt-block", f"{head}{call}{tail}")
+            return f"{block} ( {ws} {block} )* {ws}"
+        return f"{head}{call}{tail} {ws}"
+
+    def _call_rule(self, builder: GrammarBuilder, i: int, fn: dict[str, Any]) -> str:
+        out = []
+        for part in self.dialect.call:
+            if part.kind == LIT:
+                out.append(literal(part.text))
+            elif part.kind == NAME:
+                out.append(literal(fn["name"]))
+            elif part.kind == ID:
+                out.append("[A-Za-z0-9_]{1,32}")
+            elif part.kind == INDEX:
+                out.append("[0-9]{1,3}")
+            elif self.dialect.args is None:
+                out.append(builder.schema(fn["parameters"], f"tool-{i}-args"))
+            else:
+                out.append(self._pairs_rule(builder, i, fn["parameters"], self.dialect.args))
+        return " ".join(out)
+
+    def _pairs_rule(self, builder: GrammarBuilder, i: int, params: dict[str, Any], kv: KeyValues) -> str:
+        required = set(params.get("required") or ())
+        items, all_required = [], True
+        for j, (name, schema) in enumerate((params.get("properties") or {}).items()):
+            schema = schema if isinstance(schema, dict) else {}
+            stop = kv.end_for(name) or kv.pair_sep or self._after_args
+            close = kv.key_close
+            if schema.get("type") == "string" and kv.quote != '"':
+                body = builder.until(f"fmt-raw-{hashlib.sha1((kv.quote or stop).encode()).hexdigest()[:8]}",
+                                     kv.quote or stop)
+                value = f"{literal(kv.quote)} {body} {literal(kv.quote)}" if kv.quote else body
+                close = kv.string_close or close
+            else:
+                value = builder.schema(schema, f"tool-{i}-p{j}")
+            pair = f"{literal(kv.key_open + name + close)} {value}"
+            if kv.value_end:
+                pair += " " + literal(kv.end_for(name))
+            if items and kv.pair_sep:
+                sep = literal(kv.pair_sep)
+                pair = f"{sep} {pair}" if all_required else f"( {sep} )? {pair}"
+            items.append(pair if name in required else f"( {pair} )?")
+            all_required = all_required and name in required
+        return " ".join(items) if items else '""'
+
+    # -- parsing ---------------------------------------------------------------
+    def parse_block(self, text: str, pos: int, marker: str, config: ParserConfig, partial: bool) -> Block:
+        d = self.dialect
+        i = pos
+        if d.section_open.strip():
+            found, i = match_lit(text, i, d.section_open)
+            if not found:
+                return Block.partial() if found is None else Block.fail("malformed tool-call section")
+        calls: list[Call] = []
+        while True:
+            block, i = self._call(text, i, config, partial)
+            if block.status is not BlockStatus.DONE:
+                block.calls[:0] = calls
+                return block
+            calls += block.calls
+            more, j = self._next_call(text, i, partial)
+            if more is None:
+                return Block.partial(calls)
+            if not more:
+                break
+            i = j
+        if d.section_close.strip():
+            found, j = match_lit(text, i, d.section_close)
+            if found is None:
+                return Block.partial(calls)
+            if found:
+                i = j
+        return Block(BlockStatus.DONE, calls, skip_ws(text, i))
+
+    def _next_call(self, text: str, i: int, partial: bool) -> tuple[bool | None, int]:
+        """Whether another call of the same section follows at `i` (None: cannot tell yet)."""
+        d = self.dialect
+        if not d.parallel:
+            return False, i
+        j = i
+        if d.call_sep.strip():
+            found, j = match_lit(text, i, d.call_sep)
+            if not found:
+                return (None if found is None and partial else False), i
+            if not self._call_open:  # a separator, then a call that starts with its name
+                return True, j
+        if not self._call_open:
+            return False, i
+        found, _ = match_lit(text, j, self._call_open)
+        if found is None:
+            return (None if partial else False), i
+        return found, j
+
+    def _call(self, text: str, i: int, config: ParserConfig, partial: bool) -> tuple[Block, int]:
+        """One call at `i`: (DONE block and where it ends) or a PARTIAL/FAIL block."""
+        name, call_id = "", ""
+        args: Block | None = None
+        for part in self.dialect.call:
+            if part.kind == LIT:
+                found, i = match_lit(text, i, part.text)
+                if not found:
+                    if found is None and args is not None and not partial:
+                        break  # the output ended in the call's closing text: the call is whole
+                    if found is None:
+                        return Block.partial([args.calls[0]] if args else []), i
+                    return Block.fail(f"expected {part.text.strip()!r} in a tool call"), i
+                continue
+            if part.kind == ARGS:
+                if not name:
+                    return Block.fail("arguments before the function name"), i
+                args = self._arguments(text, i, name, call_id, config)
+                if args.status is not BlockStatus.DONE:
+                    return args, i
+                i = args.end
+                continue
+            regex = {NAME: _NAME, ID: _ID, INDEX: _INDEX}[part.kind]
+            m = regex.match(text, i)
+            if m is None or m.end() >= len(text):
+                return (Block.partial() if len(text) - i < 130 else Block.fail("overlong name")), i
+            value, i = m.group(), m.end()
+            if part.kind == NAME:
+                if name and value != name:
+                    return Block.fail("the call names two functions"), i
+                if not config.knows(value):
+                    return Block.fail(f"unknown tool {value!r}"), i
+                name = value
+            elif part.kind == ID:
+                call_id = value
+        if args is None:
+            args = Block(BlockStatus.DONE, [Call(name, "{}", call_id)], i)
+        return Block(BlockStatus.DONE, args.calls, i), i
+
+    def _arguments(self, text: str, i: int, name: str, call_id: str, config: ParserConfig) -> Block:
+        kv = self.dialect.args
+        if kv is None:
+            return object_arguments(text, skip_ws(text, i), name, call_id)
+        types = config.param_types.get(name, {})
+        items: list[str] = []
+        first = True
+        while True:
+            end_found, _ = match_lit(text, i, self._after_args) if self._after_args.strip() else (False, i)
+            if end_found:
+                return Block(BlockStatus.DONE, [Call(name, "{" + ", ".join(items) + "}", call_id)], i)
+            opener = (kv.key_open if first else kv.pair_sep + kv.key_open)
+            found, j = match_lit(text, i, opener) if opener.strip() else (True, i)
+            if end_found is None or found is None:
+                return Block.partial([Call(name, "{" + ", ".join(items), call_id)])
+            if not found:
+                if not self._after_args.strip():
+                    return Block(BlockStatus.DONE, [Call(name, "{" + ", ".join(items) + "}", call_id)], i)
+                return Block.fail("malformed tool-call arguments")
+            status, i, item, pending = self._pair(text, j, kv, types)
+            if status is None:
+                return Block.partial([Call(name, "{" + ", ".join(items + ([pending] if pending else [])), call_id)])
+            if not status:
+                return Block.fail("malformed tool-call argument")
+            items.append(item)
+            first = False
+
+    def _pair(self, text: str, i: int, kv: KeyValues, types: dict[str, str]) -> tuple[bool | None, int, str, str]:
+        """One ``key key_close value value_end`` at `i`: (status, end, JSON item, streamable prefix)."""
+        closes = [kv.key_close] + ([kv.string_close] if kv.string_close else [])
+        head = closes[0][: common_prefix(*closes)] if len(closes) == 2 else closes[0]
+        head = head.strip() or head
+        k = text.find(head, i, i + _KEY_MAX) if head else -1
+        if k < 0:
+            return (None if len(text) - i < _KEY_MAX else False), i, "", ""
+        key = text[i:k].strip()
+        if not key:
+            return False, i, "", ""
+        kind = types.get(key)
+        for close in closes:
+            found, j = match_lit(text, k, close)
+            if found is None:
+                return None, i, "", ""
+            if found:
+                i = j
+                if kv.string_close:  # the closing text said which type the value has
+                    kind = "string" if close == kv.string_close else "json"
+                break
+        else:
+            return False, i, "", ""
+        if kv.quote and startswith_partial(text, i, kv.quote) is None:
+            return None, i, "", ""  # the value's opening quote is still being written
+        if kv.quote and text.startswith(kv.quote, i):
+            if kv.quote == '"':
+                status, end = scan_value(text, i)
+                if status is not Scan.OK:
+                    return (None if status is Scan.PARTIAL else False), i, "", ""
+                value: Any = json.loads(text[i:end])
+            else:
+                end = text.find(kv.quote, i + len(kv.quote))
+                if end < 0:
+                    return None, i, "", ""
+                value, end = text[i + len(kv.quote): end], end + len(kv.quote)
+        else:
+            end_text = kv.end_for(key)
+            stops = [s for s in (end_text, kv.pair_sep + kv.key_open, self._after_args) if s.strip()]
+            stops = stops[:1] if end_text.strip() else stops
+            hits = [(text.find(s, i), s) for s in stops] + [(text.find(s.strip(), i), s.strip()) for s in stops]
+            hits = [h for h in hits if h[0] >= 0]
+            if not hits:
+                pending = ""
+                if kind == "string" and i < len(text):
+                    body = text[i:]
+                    body = body[: len(body) - held_suffix(body, stops + [s.strip() for s in stops])]
+                    pending = _item(key, body)[:-1]
+                return None, i, "", pending
+            end = min(hits)[0]
+            value = _convert(text[i:end], kind)
+        i = end
+        if kv.value_end.strip():
+            found, i = match_lit(text, i, kv.end_for(key))
+            if not found:
+                return (None if found is None else False), i, "", ""
+        return True, i, _item(key, value), ""

@@ -1,0 +1,134 @@
+"""Dialects derived from templates by rendering: what the analyzer reads off real templates."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any, Callable
+
+import pytest
+
+from llamactypes.chat import ChatStreamParser, chat_build, chat_parse
+from llamactypes.chat.build import format_for
+from llamactypes.chat.derive import DerivedFormat, derive_format
+from llamactypes.chat.derive.analyze import ARGS, ID, INDEX, NAME
+from llamactypes.chat.formats import get_format
+from llamactypes.chat.stream import fold_deltas
+from llamactypes.chat.template import ChatTemplate
+from tests.unit.chat.conftest import WEATHER_TOOL, FakeModel
+
+CALLS = [
+    {"id": "call_1", "type": "function",
+     "function": {"name": "get_weather", "arguments": {"city": "Paris", "days": 3}}},
+    {"id": "call_2", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Rome"}}},
+]
+USER = [{"role": "user", "content": "Weather?"}]
+
+
+def _derived(make_model: Callable[..., FakeModel], name: str) -> DerivedFormat:
+    fmt = format_for(make_model(name), True)
+    assert isinstance(fmt, DerivedFormat), fmt
+    return fmt
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("Qwen-Qwen2.5-7B-Instruct", "hermes"),
+        ("Qwen3-Coder", "qwen3-coder"),
+        ("meta-llama-Llama-3.1-8B-Instruct", "llama3"),
+        ("deepseek-ai-DeepSeek-V3.1", "deepseek-v3.1"),
+        ("openai-gpt-oss-120b", "gpt-oss"),
+        ("google-gemma-2-2b-it", "generic"),  # renders no calls: nothing to derive from
+    ],
+)
+def test_hand_written_dialects_stay_where_they_read_the_template_back(
+    make_model: Callable[..., FakeModel], name: str, expected: str
+) -> None:
+    assert format_for(make_model(name), True).id == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "opener", "kinds", "pairs"),
+    [
+        ("GLM-4.6", "<tool_call>", [NAME, ARGS], ("\n<arg_key>", "</arg_key>\n<arg_value>", "</arg_value>")),
+        ("moonshotai-Kimi-K2", "<|tool_calls_section_begin|>", [NAME, INDEX, ARGS], None),
+        ("upstage-Solar-Open-100B", "<|tool_calls|>", [ID, NAME, ARGS], None),
+        ("google-gemma-4-31B-it-interleaved", "<|tool_call>call:", [NAME, ARGS], ("", ":", "")),
+        ("deepseek-ai-DeepSeek-V3.2", "<｜DSML｜function_calls>", [NAME, ARGS],
+         ('<｜DSML｜parameter name="', '" string="false">', "</｜DSML｜parameter>\n")),
+        ("LFM2.5-8B-A1B", "<|tool_call_start|>[", [NAME, ARGS], ("", "=", "")),
+    ],
+)
+def test_what_the_analyzer_reads(
+    make_model: Callable[..., FakeModel], name: str, opener: str, kinds: list[str], pairs: tuple[str, ...] | None
+) -> None:
+    dialect = _derived(make_model, name).dialect
+    assert dialect.opener.startswith(opener)
+    assert [p.kind for p in dialect.call if p.kind != "lit"] == kinds
+    assert dialect.parallel
+    if pairs is None:
+        assert dialect.args is None
+    else:
+        assert dialect.args is not None
+        assert (dialect.args.key_open, dialect.args.key_close, dialect.args.value_end) == pairs
+
+
+def test_typed_quotes_and_echoed_keys(make_model: Callable[..., FakeModel]) -> None:
+    gemma = _derived(make_model, "google-gemma-4-31B-it-interleaved").dialect.args
+    assert gemma is not None and gemma.quote == '<|"|>'
+    dsml = _derived(make_model, "deepseek-ai-DeepSeek-V3.2").dialect.args
+    assert dsml is not None and dsml.string_close == '" string="true">'
+    minimax = _derived(make_model, "MiniMax-M3").dialect.args
+    assert minimax is not None and minimax.end_for("city").endswith("</city>]")
+
+
+def test_thinking_markers(make_model: Callable[..., FakeModel]) -> None:
+    assert _derived(make_model, "GLM-4.6").think_tags == ("<think>", "</think>")
+    assert _derived(make_model, "ByteDance-Seed-OSS").think_tags == ("<seed:think>", "</seed:think>")
+    assert _derived(make_model, "google-gemma-4-31B-it-interleaved").think_tags == ("<|channel>thought", "<channel|>")
+    assert _derived(make_model, "moonshotai-Kimi-K2").think_tags is None
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["GLM-4.6", "moonshotai-Kimi-K2", "google-gemma-4-31B-it-interleaved", "deepseek-ai-DeepSeek-V3.2",
+     "MiniMax-M3", "LFM2.5-8B-A1B", "tencent-Hy3", "upstage-Solar-Open-100B", "openbmb-MiniCPM5-1B",
+     "ByteDance-Seed-OSS", "Apertus-8B-Instruct", "Kimi-K3"],
+)
+def test_written_calls_parse_back_and_stream(make_model: Callable[..., FakeModel], name: str) -> None:
+    """`calls_text` (used where a conversation is shown as text) writes what the parser reads, piece by piece."""
+    model = make_model(name)
+    build = chat_build(model, USER, [WEATHER_TOOL])
+    build.parser = replace(build.parser, thinking_forced_open=False)  # the calls alone, no thinking first
+    fmt = get_format(build.format)
+    text = fmt.calls_text(CALLS)
+    message = chat_parse(text, build.format, build.parser)
+    assert [(c.name, json.loads(c.arguments)) for c in message.tool_calls] == [
+        (c["function"]["name"], c["function"]["arguments"]) for c in CALLS
+    ]
+    parser = ChatStreamParser(build.format, build.parser)
+    folded = fold_deltas([d for ch in text for d in parser.feed(ch)] + parser.finish())
+    assert [(c.name, c.arguments) for c in folded.tool_calls] == [(c.name, c.arguments) for c in message.tool_calls]
+
+
+def test_derived_ids_are_stable_and_registered(make_model: Callable[..., FakeModel], read_template: Any) -> None:
+    first = derive_format(ChatTemplate(read_template("GLM-4.6")))
+    second = derive_format(ChatTemplate(read_template("GLM-4.6")))
+    assert first is not None and second is not None and first.id == second.id
+    build = chat_build(make_model("GLM-4.6"), USER, [WEATHER_TOOL])
+    assert build.format == first.id and get_format(build.format).id == first.id
+
+
+def test_a_template_whose_calls_cannot_be_read_is_not_derived(read_template: Any) -> None:
+    source = "{% for m in messages %}{{ m.content }}{% if m.tool_calls %}CALL!{% endif %}{% endfor %}"
+    assert derive_format(ChatTemplate(source)) is None
+    assert derive_format(ChatTemplate(read_template("google-gemma-2-2b-it"))) is None
+
+
+def test_bad_output_of_a_derived_dialect_is_content(make_model: Callable[..., FakeModel]) -> None:
+    build = chat_build(make_model("GLM-4.6"), USER, [WEATHER_TOOL])
+    for raw in ("<tool_call>nope_tool\n<arg_key>a</arg_key>\n<arg_value>1</arg_value>\n</tool_call>",
+                "<tool_call>get_weather\n<arg_key>" + "k" * 400, "<tool_call>", "Sure: <tool_call>get_weather"):
+        message = chat_parse(raw, build.format, build.parser)
+        assert message.tool_calls == [] and message.content == raw
