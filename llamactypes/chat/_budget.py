@@ -17,13 +17,13 @@ not from looping 10^10 times or doubling a string to gigabytes. Here:
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import re
 import threading
 from collections.abc import Mapping, Sized
 from typing import Any, Callable
 
+from .._interrupt import raise_in_thread
 from ..limits import Limits, limit_message
 
 __all__ = ["TemplateBudgetError", "TemplateTimeout", "Budget", "checked_filter", "TEMPLATE_FILE"]
@@ -39,12 +39,6 @@ class TemplateBudgetError(Exception):
 
 class TemplateTimeout(BaseException):
     """Raised asynchronously in a rendering thread past its time budget (see `Budget.run`)."""
-
-
-def _raise_in(thread_id: int, exc: type[BaseException] | None) -> None:
-    """Schedule `exc` in thread `thread_id` (None: cancel a scheduled one)."""
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id),
-                                               ctypes.py_object(exc) if exc is not None else None)
 
 
 class Budget:
@@ -116,7 +110,7 @@ class Budget:
             with lock:
                 if not state["done"]:
                     state["fired"] = True
-                    _raise_in(thread_id, TemplateTimeout)
+                    raise_in_thread(thread_id, TemplateTimeout)
 
         timer = threading.Timer(self.limits.template_max_seconds, expire)
         timer.daemon = True
@@ -129,7 +123,7 @@ class Budget:
                     state["done"] = True
                 timer.cancel()
                 if state["fired"]:
-                    _raise_in(thread_id, None)  # not delivered yet: it must not escape later
+                    raise_in_thread(thread_id, None)  # not delivered yet: it must not escape later
         except TemplateTimeout:
             raise self.timeout() from None
         finally:
