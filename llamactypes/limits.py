@@ -57,6 +57,14 @@ class Limits:
     # before it reaches this size, not after.
     template_max_output_chars: int = 16 * 1024 * 1024
 
+    # --- tokenization (native/vocab) ---------------------------------------------
+    # Bytes of text one llama_tokenize call may take: ~1 us a byte and ~60 bytes of memory a
+    # byte in llama.cpp (20 MB took 17 s and 1.2 GB). 4 MiB is ~8 times a 128k-token prompt.
+    tokenize_max_bytes: int = 4 * 1024 * 1024
+    # Special-token texts (<|im_start|>, ...) in one text: llama.cpp splits the text at each in
+    # time quadratic in their number (20,000 chat messages: 40,000 of them, 3.6 s).
+    tokenize_max_special: int = 16_384
+
     # --- JSON schemas (grammar/json_schema) -------------------------------------
     # Nesting of schemas inside schemas (properties, items, anyOf, ...).
     schema_max_depth: int = 64
