@@ -34,7 +34,11 @@ _local = threading.local()  # the budget of the rendering in progress in each th
 
 
 class TemplateBudgetError(Exception):
-    """A rendering went past its size budget (becomes a `ChatTemplateError`)."""
+    """A rendering went past its budget (becomes a `ChatTemplateError`); `limit` names the field."""
+
+    def __init__(self, message: str, limit: str = "template_max_output_chars") -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 class TemplateTimeout(BaseException):
@@ -136,7 +140,7 @@ class Budget:
         seconds = self.limits.template_max_seconds
         return TemplateBudgetError(limit_message(
             "the chat template's rendering time", f"over {seconds} s", f"{seconds} s",
-            "raise Limits.template_max_seconds, see docs/limits.md"))
+            "raise Limits.template_max_seconds, see docs/limits.md"), "template_max_seconds")
 
 
 def current() -> Budget | None:
