@@ -50,7 +50,7 @@ class Limits:
 
     # --- chat templates (chat/template) -----------------------------------------
     # Wall-clock time one rendering may take (seconds): a template from a model file can loop
-    # 10^10 times; checked on every template line, so it ends within a few ms of the budget.
+    # 10^10 times; a watchdog interrupts it within a few ms of the budget.
     template_max_seconds: float = 5.0
     # Characters one rendering may output, and the size of any one string or list it builds
     # (`*`, `+`, `~`, `%`, format, center, indent, join, replace, ...): doubling a string is refused
