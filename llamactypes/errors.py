@@ -129,13 +129,16 @@ class SchemaError(InvalidRequestError):
 
 
 class ChatTemplateError(InvalidRequestError):
-    """A chat template failed to parse or render; `line` is the template line when known."""
+    """A chat template failed to parse or render; `line` is the template line when known;
+    `limit` names the `Limits` field when it went past its time or size budget."""
 
-    def __init__(self, message: str, line: int | None = None, name: str | None = None) -> None:
+    def __init__(self, message: str, line: int | None = None, name: str | None = None,
+                 limit: str | None = None) -> None:
         where = f" (template line {line})" if line is not None else ""
         super().__init__(f"chat template error{where}: {message}", param="messages")
         self.line = line
         self.name = name
+        self.limit = limit
 
 
 class BusyError(LlamaError, RuntimeError):

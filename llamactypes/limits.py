@@ -61,12 +61,20 @@ class Limits:
 
     # --- chat templates (chat/template) -----------------------------------------
     # Wall-clock time one rendering may take (seconds): a template from a model file can loop
-    # 10^10 times; checked on every template line, so it ends within a few ms of the budget.
+    # 10^10 times; a watchdog interrupts it within a few ms of the budget.
     template_max_seconds: float = 5.0
     # Characters one rendering may output, and the size of any one string or list it builds
     # (`*`, `+`, `~`, `%`, format, center, indent, join, replace, ...): doubling a string is refused
     # before it reaches this size, not after.
     template_max_output_chars: int = 16 * 1024 * 1024
+
+    # --- tokenization (native/vocab) ---------------------------------------------
+    # Bytes of text one llama_tokenize call may take: ~1 us a byte and ~60 bytes of memory a
+    # byte in llama.cpp (20 MB took 17 s and 1.2 GB). 4 MiB is ~8 times a 128k-token prompt.
+    tokenize_max_bytes: int = 4 * 1024 * 1024
+    # Special-token texts (<|im_start|>, ...) in one text: llama.cpp splits the text at each in
+    # time quadratic in their number (20,000 chat messages: 40,000 of them, 3.6 s).
+    tokenize_max_special: int = 16_384
 
     # --- JSON schemas (grammar/json_schema) -------------------------------------
     # Nesting of schemas inside schemas (properties, items, anyOf, ...).

@@ -328,7 +328,7 @@ class ChatTemplate:
         try:
             return budget.run(lambda: self._generate(context, budget))
         except TemplateBudgetError as exc:
-            raise ChatTemplateError(str(exc), line=_template_line(exc), name=self.name) from exc
+            raise ChatTemplateError(str(exc), line=_template_line(exc), name=self.name, limit=exc.limit) from exc
         except MemoryError as exc:
             raise ChatTemplateError("out of memory while rendering", name=self.name) from exc
         except _TemplateRaised as exc:

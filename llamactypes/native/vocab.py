@@ -6,8 +6,9 @@ import ctypes
 from typing import Any, Sequence
 
 from ..api import model as capi
-from ..api.types import LLAMA_TOKEN_ATTR_CONTROL, LLAMA_TOKEN_NULL, llama_token
+from ..api.types import LLAMA_TOKEN_ATTR_CONTROL, LLAMA_TOKEN_ATTR_USER_DEFINED, LLAMA_TOKEN_NULL, llama_token
 from ..errors import InvalidRequestError, NativeError
+from ..limits import DEFAULT_LIMITS, Limits, limit_message
 
 __all__ = ["Vocab"]
 
@@ -21,6 +22,7 @@ class Vocab:
         self.n_tokens: int = capi.llama_vocab_n_tokens(handle)
         self._pieces: list[bytes] | None = None
         self._eog: frozenset[int] | None = None
+        self._special_texts: dict[bool, list[bytes]] = {}
 
     @property
     def handle(self) -> int:
@@ -79,9 +81,19 @@ class Vocab:
             raise InvalidRequestError(f"token id {token} is outside the vocabulary (0..{self.n_tokens - 1})",
                                       param="tokens")
 
-    def tokenize(self, text: str | bytes, *, add_special: bool = True, parse_special: bool = False) -> list[int]:
-        """Text to token ids with llama.cpp's tokenizer (the model's own rules)."""
-        data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+    def tokenize(self, text: str | bytes, *, add_special: bool = True, parse_special: bool = False,
+                 limits: Limits | None = None) -> list[int]:
+        """Text to token ids with llama.cpp's tokenizer (the model's own rules).
+
+        Its cost is bounded before C sees the text (`check_cost`): an `InvalidRequestError`
+        past ``Limits.tokenize_max_bytes`` or ``Limits.tokenize_max_special``.
+        """
+        try:
+            data = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+        except UnicodeEncodeError as exc:  # lone surrogates
+            raise InvalidRequestError(f"the text is not valid Unicode: {exc.reason} at index {exc.start}",
+                                      param="text") from None
+        self.check_cost(data, parse_special, limits or DEFAULT_LIMITS)
         capacity = len(data) + 8
         for _ in range(2):
             buf = (llama_token * capacity)()
@@ -92,6 +104,44 @@ class Vocab:
                 raise InvalidRequestError("text too long to tokenize", param="text")
             capacity = -n  # negative: the number of tokens needed
         raise NativeError("llama_tokenize kept asking for a larger buffer", code=n)
+
+    def check_cost(self, data: bytes, parse_special: bool, limits: Limits = DEFAULT_LIMITS) -> None:
+        """Refuse text whose tokenization would cost too much time or memory (see `Limits`)."""
+        if len(data) > limits.tokenize_max_bytes:
+            raise InvalidRequestError(limit_message(
+                "the text to tokenize (bytes)", len(data), limits.tokenize_max_bytes,
+                "raise Limits.tokenize_max_bytes, see docs/limits.md"), param="text")
+        most = limits.tokenize_max_special
+        if len(data) <= most * 2:  # a special token takes at least one byte; short texts are cheap anyway
+            return
+        texts = self.special_texts(parse_special)
+        if not texts:
+            return
+        # cheap upper bound first: every place where some special text could start
+        starts = {t[:1] for t in texts}
+        if sum(data.count(b) for b in starts) <= most:
+            return
+        found = sum(data.count(t) for t in texts)
+        if found > most:
+            raise InvalidRequestError(limit_message(
+                "the number of special-token texts in the text to tokenize", found, most,
+                "raise Limits.tokenize_max_special, see docs/limits.md"), param="text")
+
+    def special_texts(self, parse_special: bool) -> list[bytes]:
+        """The texts llama.cpp splits a text at before tokenizing it (its ``cache_special_tokens``:
+        control and user-defined tokens; only the latter without `parse_special`)."""
+        texts = self._special_texts.get(parse_special)
+        if texts is None:
+            h = self.handle
+            wanted = LLAMA_TOKEN_ATTR_USER_DEFINED | (LLAMA_TOKEN_ATTR_CONTROL if parse_special else 0)
+            texts = []
+            for token in range(self.n_tokens):
+                if capi.llama_vocab_get_attr(h, token) & wanted:
+                    raw = capi.llama_vocab_get_text(h, token)
+                    if raw:
+                        texts.append(bytes(raw))
+            self._special_texts[parse_special] = texts
+        return texts
 
     def piece(self, token: int, *, special: bool = True) -> bytes:
         """The exact bytes a token emits (special tokens rendered when `special`)."""

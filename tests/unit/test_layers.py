@@ -10,7 +10,7 @@ PKG = Path(__file__).resolve().parents[2] / "llamactypes"
 # module (or package) -> layer; higher numbers may import lower ones only
 LAYERS = {
     "errors": 0, "_version": 0, "limits": 0,
-    "_lib": 1, "gguf": 1, "gguf_hparams": 1, "paths": 1,
+    "_lib": 1, "_interrupt": 1, "gguf": 1, "gguf_hparams": 1, "paths": 1,
     "api": 2,
     "native": 3,
     "grammar": 4, "sampling": 4,

@@ -46,6 +46,7 @@ def render_bounded(source: str, seconds: float = 1.5, peak: int = 64 << 20) -> C
 def test_long_loops_stop_at_the_time_budget(source: str) -> None:
     error = render_bounded(source)
     assert "template_max_seconds" in str(error) or "recursion" in str(error)
+    assert error.limit in ("template_max_seconds", None)
 
 
 @pytest.mark.parametrize("grow", [
@@ -58,7 +59,7 @@ def test_string_growth_is_capped_for_every_operator(grow: str) -> None:
     source = "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set s = ns.s %}" \
              "{% set ns.s = " + grow + " %}{% endfor %}{{ ns.s | length }}"
     error = render_bounded(source, seconds=1.0)
-    assert "template_max_output_chars" in str(error)
+    assert "template_max_output_chars" in str(error) and error.limit == "template_max_output_chars"
 
 
 @pytest.mark.parametrize("source", [
@@ -113,3 +114,28 @@ def test_a_timeout_never_escapes_after_the_rendering() -> None:
             outcomes.add("timeout")
         time.sleep(0.0005)  # a pending asynchronous exception would fire here
     assert outcomes
+
+
+def test_concurrent_renderings_each_get_their_own_budget() -> None:
+    import threading
+
+    hostile = ChatTemplate("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+                           limits=FAST)
+    normal = ChatTemplate(None, limits=FAST)
+    results: dict[str, list[str]] = {"hostile": [], "normal": []}
+
+    def worker(kind: str) -> None:
+        for _ in range(3 if kind == "hostile" else 200):
+            try:
+                (hostile if kind == "hostile" else normal).render(MESSAGES)
+                results[kind].append("ok")
+            except ChatTemplateError as exc:
+                results[kind].append(exc.limit or "error")
+
+    threads = [threading.Thread(target=worker, args=(kind,)) for kind in ("hostile", "normal") * 3]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert results["hostile"] == ["template_max_seconds"] * 9
+    assert results["normal"] == ["ok"] * 600

@@ -261,3 +261,12 @@ def test_request_grammar_cache_is_bounded_in_bytes_and_renews_worn_grammars() ->
         assert second is not first and second.accepts("x" * 10)
     finally:
         matcher_module.set_cache_limits(DEFAULT_LIMITS)
+
+
+def test_a_long_chain_of_nullable_rules_is_checked_in_linear_time() -> None:
+    n = 8000  # quadratic before: 4,000 took 9 s
+    text = 'root ::= r0 "x"\n' + "".join(f"r{i} ::= r{i + 1}\n" for i in range(n)) + f'r{n} ::= "a" | \n'
+    start = time.perf_counter()
+    grammar = Grammar.from_gbnf(text)
+    assert time.perf_counter() - start < 2.0
+    assert grammar.accepts("x") and grammar.accepts("ax")
