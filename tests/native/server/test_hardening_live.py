@@ -205,3 +205,21 @@ def test_an_oversized_body_is_answered_413_before_it_is_sent(server: ServerThrea
     with socket.create_connection((server.host, server.port), timeout=10) as sock:
         sock.sendall(head.replace(b"1000000000", b"200000") + b"\r\n" + b" " * 200_000)
         assert sock.recv(100).startswith(b"HTTP/1.1 413")
+
+
+def test_grammar_and_token_errors_come_before_the_stream_starts(server: ServerThread, engine: Engine) -> None:
+    """On the real vocabulary the request's grammar is compiled on the request thread: a streaming
+    client gets a 4xx status, never `200` and then an error event after its turn in the queue."""
+    refused = {"type": "array", "items": {"type": "integer"}, "minItems": 5000}
+    for path, body in (
+            ("/v1/completions", {"prompt": "the", "stream": True, "response_format": {
+                "type": "json_schema", "json_schema": {"schema": refused}}}),
+            ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "stream": True,
+                                      "response_format": {"type": "json_schema", "json_schema": {"schema": refused}}}),
+            ("/v1/completions", {"prompt": [1, 2, engine.model.n_vocab], "stream": True}),
+            ("/v1/completions", {"prompt": "the", "stream": True, "grammar": "root ::= x"})):
+        r = requests.post(server.url + path, json=body, timeout=30)
+        assert 400 <= r.status_code < 500 and r.headers["Content-Type"] == "application/json", (path, r.text)
+    r = requests.post(server.url + "/v1/completions", timeout=30, json={
+        "prompt": "the", "max_tokens": 4, "stream": True, "grammar": "root ::= [a-z]+"})
+    assert r.status_code == 200 and "error" not in r.text
