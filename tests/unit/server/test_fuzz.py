@@ -232,3 +232,25 @@ def test_every_seed_request_is_served(client: Client) -> None:
 def test_bodies_that_are_not_json_objects_get_a_4xx(client: Client, body: bytes, path: str,
                                                     content_type: str) -> None:
     _check(client, path, body, content_type)
+
+
+HEADER_NAMES = ["Host", "Origin", "Content-Type", "Access-Control-Request-Method", "Access-Control-Request-Headers",
+                "Authorization", "x-api-key", "anthropic-version", "Expect"]
+HEADER_TEXT = st.one_of(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=255), max_size=60),
+                        st.sampled_from(["localhost", "127.0.0.1:1", "[::1]", "[::1", "]:", ":", "a:b:c", "null",
+                                         "http://", "http://[::1]:x", "file://", "http://evil.example", "*",
+                                         "application/json", "application/json;", "text/plain", "-1", "1e9",
+                                         "99999999999999999999", ""]))
+
+
+@FUZZ
+@given(path=st.sampled_from(["/v1/chat/completions", "/v1/messages", "/v1/models", "/health", "/tokenize"]),
+       method=st.sampled_from(["GET", "POST", "OPTIONS", "HEAD"]),
+       headers=st.dictionaries(st.sampled_from(HEADER_NAMES), HEADER_TEXT, max_size=6))
+def test_hostile_headers_never_get_a_5xx(client: Client, path: str, method: str, headers: dict[str, str]) -> None:
+    body = json.dumps({"messages": [{"role": "user", "content": "x"}], "max_tokens": 2, "content": "x"}).encode()
+    response = client.open(path, method=method, data=body if method == "POST" else None, headers=headers)
+    assert response.status_code < 500, (response.status_code, response.get_data()[:300])
+    if method != "HEAD" and response.status_code >= 400:
+        body = response.json
+        assert isinstance(body["error"]["message"], str), body
