@@ -5,9 +5,10 @@ tree replaced by a wrong type, a huge or non-finite number, a lone surrogate, de
 nesting, a giant string or list; a key deleted or added; the body replaced by
 something that is not a JSON object. Raw JSON text (NaN, 1e400, 5,000-digit
 integers, nesting 5,000 deep) goes through placeholders, since `json.dumps` cannot
-write it. For every case: the status is below 500, an error has the API's shape, a
-stream carries no error event (every check happens before the queue), and the app
-keeps answering.
+write it. Headers (Host, Origin, Content-Type, CORS, keys) are fuzzed on their own. For
+every case: the status is below 500, an error has the API's shape, a stream carries no
+error event (every check happens before the queue), and the app keeps answering.
+13 tests x 400 cases, about 12 s on the 2-core CI machine.
 """
 
 from __future__ import annotations
