@@ -7,12 +7,14 @@
 
 `openai` and `anthropic` are pure translation modules (wire dict <-> engine
 types), `sse` encodes and decodes event streams, `errors` maps exceptions to
-statuses and each API's error body.
+statuses and each API's error body, `body` checks a request body, `origin` holds the Host and
+CORS policy (`ServerConfig(origin=OriginPolicy.build("127.0.0.1", cors_origins=[...]))`).
 """
 
 from __future__ import annotations
 
 from .app import App, ServerConfig, create_app
 from .http import ServerThread, make_http_server
+from .origin import OriginPolicy
 
-__all__ = ["App", "ServerConfig", "create_app", "ServerThread", "make_http_server"]
+__all__ = ["App", "ServerConfig", "create_app", "ServerThread", "make_http_server", "OriginPolicy"]

@@ -30,7 +30,7 @@ from ..limits import DEFAULT_LIMITS, Limits, limit_message
 from . import anthropic, openai
 from .body import decode_json_body
 from .errors import ApiError, anthropic_error_body, anthropic_status, error_info, log_text, openai_error_body
-from .fields import get_bool, get_list, require
+from .fields import get_bool, get_list, raise_how, require
 from .origin import OriginPolicy, is_json_content_type
 from .responses import Responder
 
@@ -173,7 +173,7 @@ class App:
         under that id as the bug it is."""
         if not self._preparing.acquire(timeout=self.config.limits.prepare_wait):
             raise BusyError(limit_message("requests being prepared", "at the limit", self.config.limits.max_preparing,
-                                          "the server's max_preparing limit; retry shortly"), retry_after=1)
+                                          "retry shortly, or " + raise_how("max_preparing")), retry_after=1)
         try:
             yield
         except _UNEXPECTED as exc:

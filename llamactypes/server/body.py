@@ -27,6 +27,8 @@ from ..limits import DEFAULT_LIMITS, Limits, limit_message
 
 __all__ = ["decode_json_body", "check_json_tree"]
 
+_HOW_DEPTH = "raise Limits.max_json_depth: ServerConfig(limits=dataclasses.replace(DEFAULT_LIMITS, max_json_depth=...))"
+
 
 #: the only way a lone surrogate gets into text decoded from UTF-8: a JSON escape \\uD800-\\uDFFF
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
@@ -55,7 +57,7 @@ def decode_json_body(data: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, 
         body = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except RecursionError:
         raise InvalidRequestError(limit_message("the JSON nesting depth", "over 900", limits.max_json_depth,
-                                                "the server's max_json_depth limit")) from None
+                                                _HOW_DEPTH)) from None
     except ValueError as exc:  # JSONDecodeError, a constant, a huge float or int
         raise InvalidRequestError(f"the request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
@@ -133,7 +135,7 @@ def _locate(item: Any, path: tuple[Any, ...], max_depth: int) -> None:
     elif isinstance(item, (dict, list)):
         if len(path) >= max_depth:
             raise InvalidRequestError(limit_message("the JSON nesting depth", f"over {max_depth}", max_depth,
-                                                    "the server's max_json_depth limit"), param=_where(path))
+                                                    _HOW_DEPTH), param=_where(path))
         if isinstance(item, dict):
             for key, child in item.items():
                 _check_text(key, path, "a key")

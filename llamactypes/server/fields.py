@@ -14,7 +14,8 @@ from ..errors import InvalidRequestError
 from ..limits import DEFAULT_LIMITS, Limits, limit_message
 
 __all__ = ["get_bool", "get_int", "get_number", "get_str", "get_stop", "get_object", "get_list", "require",
-           "check_count", "check_schema_shape", "INT_LIMIT"]
+           "check_count", "check_schema_shape", "raise_how",
+           "INT_LIMIT"]
 
 _MISSING = object()
 
@@ -132,15 +133,20 @@ def get_stop(body: Mapping[str, Any], key: str = "stop", limits: Limits = DEFAUL
     for s in value:
         if len(s) > limits.max_stop_length:
             raise InvalidRequestError(limit_message("a stop string's length", len(s), limits.max_stop_length,
-                                                    "the server's max_stop_length limit"), param=key)
+                                                    raise_how("max_stop_length")), param=key)
     return tuple(s for s in value if s)
+
+
+def raise_how(name: str) -> str:
+    """How to raise the `Limits` field `name` (there is no server flag for it)."""
+    return f"raise Limits.{name}: ServerConfig(limits=dataclasses.replace(DEFAULT_LIMITS, {name}=...))"
 
 
 def check_count(key: str, items: Sized, limit: int, name: str) -> None:
     """Refuse a list longer than `limit` (a `Limits` field called `name`) with a message that says so."""
     if len(items) > limit:
         raise InvalidRequestError(limit_message(f"the number of {key} entries", len(items), limit,
-                                                f"the server's {name} limit"), param=key)
+                                                raise_how(name)), param=key)
 
 
 def check_schema_shape(schema: Any, param: str) -> None:

@@ -5,7 +5,6 @@ server (tests/fixtures/fake_serve.py) so no model is needed."""
 from __future__ import annotations
 
 import gc
-import os
 import signal
 import subprocess
 import sys
