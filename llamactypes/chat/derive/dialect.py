@@ -70,6 +70,9 @@ class DerivedFormat(ChatFormat):
         self.think_tags = dialect.think  # type: ignore[misc]
         self.pretty_json = dialect.pretty_json  # type: ignore[misc]
         self.start_markers = (dialect.opener.split()[0],)  # type: ignore[misc]
+        if dialect.section_close.strip() and not dialect.section_open.strip():
+            # A close with no open (Gemma 4's <|tool_response>) may end the turn after trailing content.
+            self.hidden_markers = (dialect.section_close.strip(),)  # type: ignore[misc]
         texts = [dialect.section_open, dialect.section_close] + [p.text for p in dialect.call if p.kind == LIT]
         if dialect.args is not None:
             texts += [dialect.args.key_open, dialect.args.key_close, dialect.args.string_close]
