@@ -23,6 +23,12 @@ class Limits:
     # --- HTTP (server/) --------------------------------------------------------
     max_body_bytes: int = 32 * 1024 * 1024  # request body; `serve --max-body`
 
+    # --- chat dialects (chat/derive/) -------------------------------------------
+    # Not errors: past these, model output is not read as a call and stays content.
+    tool_call_name_chars: int = 128  # a function name or call id in a derived dialect's call
+    tool_call_key_chars: int = 256  # an argument key in a derived dialect's key/value arguments
+    derived_formats: int = 256  # derived dialects kept by id for `get_format` (one per distinct template)
+
 
 DEFAULT_LIMITS = Limits()
 
