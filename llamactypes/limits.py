@@ -84,6 +84,12 @@ class Limits:
     # Decimal digits of a numeric bound (minimum, maximum, ...).
     schema_max_number_digits: int = 100
 
+    # --- chat dialects (chat/derive/) -------------------------------------------
+    # Not errors: past these, model output is not read as a call and stays content.
+    tool_call_name_chars: int = 128  # a function name or call id in a derived dialect's call
+    tool_call_key_chars: int = 256  # an argument key in a derived dialect's key/value arguments
+    derived_formats: int = 256  # derived dialects kept by id for `get_format` (one per distinct template)
+
 
 DEFAULT_LIMITS = Limits()
 

@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from llamactypes.chat.derive import check_round_trip, derive_format_from, probe_template
-from llamactypes.chat.formats import GENERIC, ChatFormat, detect_format, register_format
+from llamactypes.chat.formats import FORMATS, GENERIC, ChatFormat, detect_format, register_format
 from llamactypes.chat.formats._grammar import GrammarBuilder, literal
 from llamactypes.chat.formats.generic import envelope_schema
 from llamactypes.chat.messages import normalize_messages, normalize_tools
@@ -63,11 +63,12 @@ def _compiled(source: str | None, bos: str, eos: str, name: str | None) -> tuple
 
 @functools.lru_cache(maxsize=32)
 def _format_for(source: str | None, bos: str, eos: str, name: str | None) -> ChatFormat:
-    """The template's dialect: hand-written when it reads the template's own calls back, else derived.
+    """The template's dialect: hand-written when one reads the template's own calls back, else derived.
 
-    Both are checked the same way (`check_round_trip`: the template renders
-    calls with marker values, the format must parse them back); a template the
-    analyzer cannot read keeps the hand-written or the generic format.
+    All are checked the same way (`check_round_trip`: the template renders calls
+    with marker values, the format must parse them back): first the dialect its
+    source text names, then the other hand-written ones, then the derived one;
+    a template the analyzer cannot read keeps the detected or generic format.
     """
     template, caps = _compiled(source, bos, eos, name)
     if template.is_fallback or not caps.tool_calls:  # nothing to learn the syntax from: say so
@@ -76,6 +77,9 @@ def _format_for(source: str | None, bos: str, eos: str, name: str | None) -> Cha
     renderings = probe_template(template)
     if hand is not GENERIC and check_round_trip(hand, renderings):
         return hand
+    for other in FORMATS:  # a family's dialect that reads this template's calls (llm-jp writes gpt-oss's)
+        if other not in (hand, GENERIC) and check_round_trip(other, renderings):
+            return other
     derived = derive_format_from(renderings)
     return register_format(derived) if derived is not None else hand
 

@@ -275,7 +275,10 @@ def _think(r: Renderings, opener: str) -> tuple[str, str] | None:
         closes.append(full[t + len(THINKING): c].strip())
         before = full[:t].rstrip()  # the start is the marker (or word) just before the thinking text
         opened = probe.opened.strip()
-        if opened and (before.endswith(opened) or probe.output.lstrip().startswith(THINKING)):  # the prompt opens it
+        written = probe.output[: probe.output.find(THINKING)].strip() if THINKING in probe.output else ""
+        if written and not written.endswith(CONTENT):  # what the turn itself writes before the thinking text
+            open_ = written
+        elif opened and (before.endswith(opened) or probe.output.lstrip().startswith(THINKING)):  # the prompt opens it
             open_ = probe.opened.strip()
         elif before.endswith(">"):
             open_ = _last_unique_marker(before)

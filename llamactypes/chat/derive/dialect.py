@@ -24,13 +24,15 @@ from llamactypes.chat.formats.base import (
     Block, BlockStatus, Call, ChatFormat, held_suffix, object_arguments, startswith_partial,
 )
 from llamactypes.chat.types import ParserConfig
+from llamactypes.limits import DEFAULT_LIMITS
 
 __all__ = ["DerivedFormat"]
 
-_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,128}")
-_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,128}")
+_NAME_MAX = DEFAULT_LIMITS.tool_call_name_chars  # a longer name is no name: the block is kept as content
+_KEY_MAX = DEFAULT_LIMITS.tool_call_key_chars
+_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,%d}" % _NAME_MAX)
+_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,%d}" % _NAME_MAX)
 _INDEX = re.compile(r"[0-9]{1,6}")
-_KEY_MAX = 256  # a key longer than this is not a key: the block is not a call
 
 
 def match_lit(text: str, i: int, lit: str) -> tuple[bool | None, int]:
@@ -70,6 +72,9 @@ class DerivedFormat(ChatFormat):
         self.think_tags = dialect.think  # type: ignore[misc]
         self.pretty_json = dialect.pretty_json  # type: ignore[misc]
         self.start_markers = (dialect.opener.split()[0],)  # type: ignore[misc]
+        if dialect.section_close.strip() and not dialect.section_open.strip():
+            # A close with no open (Gemma 4's <|tool_response>) may end the turn after trailing content.
+            self.hidden_markers = (dialect.section_close.strip(),)  # type: ignore[misc]
         texts = [dialect.section_open, dialect.section_close] + [p.text for p in dialect.call if p.kind == LIT]
         if dialect.args is not None:
             texts += [dialect.args.key_open, dialect.args.key_close, dialect.args.string_close]
@@ -278,7 +283,7 @@ class DerivedFormat(ChatFormat):
             regex = {NAME: _NAME, ID: _ID, INDEX: _INDEX}[part.kind]
             m = regex.match(text, i)
             if m is None or m.end() >= len(text):
-                return (Block.partial() if len(text) - i < 130 else Block.fail("overlong name")), i
+                return (Block.partial() if len(text) - i <= _NAME_MAX else Block.fail("overlong name")), i
             value, i = m.group(), m.end()
             if part.kind == NAME:
                 if name and value != name:
@@ -321,58 +326,64 @@ class DerivedFormat(ChatFormat):
 
     def _pair(self, text: str, i: int, kv: KeyValues, types: dict[str, str]) -> tuple[bool | None, int, str, str]:
         """One ``key key_close value value_end`` at `i`: (status, end, JSON item, streamable prefix)."""
-        closes = [kv.key_close] + ([kv.string_close] if kv.string_close else [])
-        head = closes[0][: common_prefix(*closes)] if len(closes) == 2 else closes[0]
-        head = head.strip() or head
-        k = text.find(head, i, i + _KEY_MAX) if head else -1
-        if k < 0:
-            return (None if len(text) - i < _KEY_MAX else False), i, "", ""
-        key = text[i:k].strip()
-        if not key:
-            return False, i, "", ""
-        kind = types.get(key)
-        for close in closes:
-            found, j = match_lit(text, k, close)
-            if found is None:
-                return None, i, "", ""
-            if found:
-                i = j
-                if kv.string_close:  # the closing text said which type the value has
-                    kind = "string" if close == kv.string_close else "json"
-                break
-        else:
-            return False, i, "", ""
-        if kv.quote and startswith_partial(text, i, kv.quote) is None:
-            return None, i, "", ""  # the value's opening quote is still being written
-        if kv.quote and text.startswith(kv.quote, i):
-            if kv.quote == '"':
-                status, end = scan_value(text, i)
-                if status is not Scan.OK:
-                    return (None if status is Scan.PARTIAL else False), i, "", ""
-                value: Any = json.loads(text[i:end])
-            else:
-                end = text.find(kv.quote, i + len(kv.quote))
-                if end < 0:
-                    return None, i, "", ""
-                value, end = text[i + len(kv.quote): end], end + len(kv.quote)
-        else:
-            end_text = kv.end_for(key)
-            stops = [s for s in (end_text, kv.pair_sep + kv.key_open, self._after_args) if s.strip()]
-            stops = stops[:1] if end_text.strip() else stops
-            hits = [(text.find(s, i), s) for s in stops] + [(text.find(s.strip(), i), s.strip()) for s in stops]
-            hits = [h for h in hits if h[0] >= 0]
-            if not hits:
-                pending = ""
-                if kind == "string" and i < len(text):
-                    body = text[i:]
-                    body = body[: len(body) - held_suffix(body, stops + [s.strip() for s in stops])]
-                    pending = _item(key, body)[:-1]
-                return None, i, "", pending
-            end = min(hits)[0]
-            value = _convert(text[i:end], kind)
+        status, i, key, kind = self._key(text, i, kv, types)
+        if not status:
+            return status, i, "", ""
+        status, end, value, pending = self._value(text, i, kv, key, kind)
+        if not status:
+            return status, i, "", pending
         i = end
         if kv.value_end.strip():
             found, i = match_lit(text, i, kv.end_for(key))
             if not found:
                 return (None if found is None else False), i, "", ""
         return True, i, _item(key, value), ""
+
+    @staticmethod
+    def _key(text: str, i: int, kv: KeyValues, types: dict[str, str]) -> tuple[bool | None, int, str, str | None]:
+        """The key at `i` and its closing text: (status, where the value starts, key, the value's type)."""
+        closes = [kv.key_close] + ([kv.string_close] if kv.string_close else [])
+        head = closes[0][: common_prefix(*closes)] if len(closes) == 2 else closes[0]
+        head = head.strip() or head
+        k = text.find(head, i, i + _KEY_MAX) if head else -1
+        if k < 0:
+            return (None if len(text) - i < _KEY_MAX else False), i, "", None
+        key = text[i:k].strip()
+        if not key:
+            return False, i, "", None
+        for close in closes:
+            found, j = match_lit(text, k, close)
+            if found is None:
+                return None, i, key, None
+            if found:  # a typed closing text says the value's type
+                kind = ("string" if close == kv.string_close else "json") if kv.string_close else types.get(key)
+                return True, j, key, kind
+        return False, i, key, None
+
+    def _value(self, text: str, i: int, kv: KeyValues, key: str, kind: str | None) -> tuple[bool | None, int, Any, str]:
+        """The value at `i`: (status, where it ends, the value, streamable prefix of its JSON item)."""
+        if kv.quote and startswith_partial(text, i, kv.quote) is None:
+            return None, i, None, ""  # the opening quote is still being written
+        if kv.quote and text.startswith(kv.quote, i):
+            if kv.quote == '"':
+                status, end = scan_value(text, i)
+                if status is not Scan.OK:
+                    return (None if status is Scan.PARTIAL else False), i, None, ""
+                return True, end, json.loads(text[i:end]), ""
+            end = text.find(kv.quote, i + len(kv.quote))
+            if end < 0:
+                return None, i, None, ""
+            return True, end + len(kv.quote), text[i + len(kv.quote): end], ""
+        end_text = kv.end_for(key)
+        stops = [s for s in (end_text, kv.pair_sep + kv.key_open, self._after_args) if s.strip()]
+        stops = stops[:1] if end_text.strip() else stops
+        hits = [h for s in stops for h in (text.find(s, i), text.find(s.strip(), i)) if h >= 0]
+        if hits:
+            end = min(hits)
+            return True, end, _convert(text[i:end], kind), ""
+        pending = ""
+        if kind == "string" and i < len(text):
+            body = text[i:]
+            body = body[: len(body) - held_suffix(body, stops + [s.strip() for s in stops])]
+            pending = _item(key, body)[:-1]
+        return None, i, None, pending

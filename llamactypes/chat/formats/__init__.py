@@ -9,6 +9,7 @@ format, so every model can call tools.
 from __future__ import annotations
 
 from llamactypes.chat.formats.base import ChatFormat
+from llamactypes.limits import DEFAULT_LIMITS
 from llamactypes.chat.formats.command_r7b import CommandR7BFormat
 from llamactypes.chat.formats.deepseek import DeepSeekR1Format, DeepSeekV31Format
 from llamactypes.chat.formats.generic import GenericFormat
@@ -40,7 +41,7 @@ FORMATS: tuple[ChatFormat, ...] = (
 _BY_ID = {f.id: f for f in FORMATS}
 #: Formats derived from templates (`llamactypes.chat.derive`), by id; the oldest go past this many.
 _DERIVED: dict[str, ChatFormat] = {}
-_MAX_DERIVED = 256
+_MAX_DERIVED = DEFAULT_LIMITS.derived_formats
 
 
 def register_format(fmt: ChatFormat) -> ChatFormat:

@@ -70,13 +70,17 @@ class GptOssFormat(ChatFormat):
     def grammar_root(self, builder: GrammarBuilder, tools: Sequence[dict[str, Any]], parallel: bool) -> str:
         header = builder.rule(
             "fmt-header",
-            f'( {literal(CHANNEL)} ( "commentary" | "analysis" ) )? " "? ( {literal(CONSTRAIN)} )? "json"?',
+            f'( {literal(CHANNEL)} ( "commentary" | "analysis" ) )? " "? ( {literal(CONSTRAIN)} " "? )? "json"?',
         )
         calls = []
         for i, tool in enumerate(tools):
             args = builder.schema(tool["function"]["parameters"], f"tool-{i}-args")
             calls.append(f"{literal(tool['function']['name'])} {header} {literal(MESSAGE)} {args}")
-        return f'" to=functions." {builder.alternatives("fmt-call", calls)}'
+        call = builder.rule("fmt-one", f'" to=functions." {builder.alternatives("fmt-call", calls)}')
+        if not parallel:
+            return call
+        # Calls after the first are messages of their own, as the templates render them.
+        return f"{call} ( {literal(END + '<|start|>assistant')} {call} )*"
 
     def trigger_regexes(self) -> list[str]:
         return [r"(?:<\|channel\|>(?:commentary|analysis)|<\|start\|>assistant|^)( to=functions\.)"]
