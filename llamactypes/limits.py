@@ -23,6 +23,13 @@ class Limits:
     # --- HTTP (server/) --------------------------------------------------------
     max_body_bytes: int = 32 * 1024 * 1024  # request body; `serve --max-body`
 
+    # --- RPC (native/rpc.py) -----------------------------------------------------
+    # seconds to connect to an RPC worker and get its handshake answer before giving up on it
+    # (llama.cpp itself would wait forever on a port that accepts but never answers)
+    rpc_probe_timeout_s: float = 10.0
+    # RPC endpoints one model may use (llama.cpp's GGML_RPC_MAX_SERVERS)
+    rpc_max_servers: int = 16
+
 
 DEFAULT_LIMITS = Limits()
 
