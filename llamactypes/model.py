@@ -135,6 +135,11 @@ class Model:
         return self.path.stem
 
     @property
+    def rpc_servers(self) -> tuple[str, ...]:
+        """The RPC endpoints holding this model's offloaded layers (empty when local)."""
+        return self._native.rpc_servers
+
+    @property
     def n_vocab(self) -> int:
         return self.vocabulary.n_tokens
 

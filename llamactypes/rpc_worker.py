@@ -53,10 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _free_port(host: str) -> int:
+def _bindable_port(host: str, port: int) -> int:
+    """`port` (a free one for 0) after checking it can be bound: the readiness probe must not
+    mistake another process already listening there for our server."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as llama.cpp's server socket does
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise OSError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         return sock.getsockname()[1]
 
 
@@ -112,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         devices = rpc.worker_devices()
         rpc.rpc_registration()  # RpcUnavailableError before anything starts
-        port = args.port or _free_port(args.host)
+        port = _bindable_port(args.host, args.port)
         endpoint = f"{args.host}:{port}"  # as rpc-server builds it (llama.cpp splits at the last colon)
         threads = args.threads or default_threads()
         cache = str(Path(args.cache_dir).expanduser()) if args.cache_dir else None

@@ -40,6 +40,8 @@ LIMITS: Limits = DEFAULT_LIMITS
 
 _PROTOCOL = f"{RPC_PROTO_MAJOR_VERSION}.{RPC_PROTO_MINOR_VERSION}.{RPC_PROTO_PATCH_VERSION}"
 _HELLO_RSP_SIZE = 4 + RPC_CONN_CAPS_SIZE  # major, minor, patch, padding, conn_caps
+_HUNG_UP = (f"closed the connection during the RPC handshake: not an RPC worker of protocol {_PROTOCOL} "
+            "(another llama.cpp build? every host must run the same pinned build)")
 
 _lock = threading.Lock()
 _registered: dict[str, int] = {}  # endpoint -> its ggml_backend_reg_t (llama.cpp keeps one per endpoint forever)
@@ -92,9 +94,7 @@ def probe(endpoint: str, timeout: float | None = None) -> tuple[int, int, int]:
             sock.sendall(bytes([RPC_CMD_HELLO]) + struct.pack("<Q", RPC_CONN_CAPS_SIZE) + bytes(RPC_CONN_CAPS_SIZE))
             head = _recv_exact(sock, 8)
             if len(head) < 8:
-                raise RpcEndpointError(endpoint, "closed the connection during the RPC handshake: not an RPC "
-                                                 f"worker of protocol {_PROTOCOL} (another llama.cpp build? every "
-                                                 "host must run the same pinned build)")
+                raise RpcEndpointError(endpoint, _HUNG_UP)
             (size,) = struct.unpack("<Q", head)
             if size != _HELLO_RSP_SIZE:
                 raise RpcEndpointError(endpoint, f"answered the RPC handshake with {size} bytes, protocol "
@@ -105,6 +105,10 @@ def probe(endpoint: str, timeout: float | None = None) -> tuple[int, int, int]:
             raise RpcEndpointError(endpoint, f"accepted the connection but did not answer the RPC handshake within "
                                              f"{timeout:g} s: not an RPC worker, or a worker busy serving another "
                                              f"main host (a worker serves one at a time) ({hint})") from None
+        except RpcEndpointError:  # ours (a ConnectionError too): as raised
+            raise
+        except ConnectionError:  # reset or broken pipe: it hung up on our HELLO
+            raise RpcEndpointError(endpoint, _HUNG_UP) from None
         except OSError as exc:
             raise RpcEndpointError(endpoint, f"the RPC handshake failed: {exc.strerror or exc}") from None
     if len(body) < 3:
