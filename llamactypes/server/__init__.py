@@ -14,5 +14,7 @@ from __future__ import annotations
 
 from .app import App, ServerConfig, create_app
 from .http import ServerThread, make_http_server
+from .router import ModelRouter, UnknownModelError, discover_models
 
 __all__ = ["App", "ServerConfig", "create_app", "ServerThread", "make_http_server"]
+__all__ += ["ModelRouter", "UnknownModelError", "discover_models"]

@@ -13,40 +13,20 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from llamactypes import InvalidRequestError, Model, RpcEndpointError
 from llamactypes.limits import DEFAULT_LIMITS
-from tests.fixtures.rpc_workers import Worker, start_worker
+from tests.fixtures.rpc_workers import Worker, rpc_workers_fixture, start_worker  # noqa: F401 (a fixture)
 from tests.fixtures.tiny_gguf import write_tiny_model
 
 PROMPTS = ["<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n", "The quick brown fox", "ab ab ab"]
 
 
-def _rpc_available() -> str | None:
-    """None when the installed build has the RPC backend, else why not (checked in a child process)."""
-    code = ("from llamactypes.native import rpc\n"
-            "try:\n    rpc.rpc_registration(); print('yes')\n"
-            "except Exception as e:\n    print('no:', e)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    return None if out.stdout.strip() == "yes" else (out.stdout + out.stderr).strip()
-
-
 @pytest.fixture(scope="module")
-def workers(native_lock: None) -> Iterator[list[Worker]]:
-    reason = _rpc_available()
-    if reason:
-        pytest.skip(f"the installed llama.cpp has no RPC backend (build it with fetch_lib.py --rpc): {reason}")
-    started: list[Worker] = []
-    try:
-        for _ in range(2):
-            started.append(start_worker())
-        yield started
-    finally:
-        for worker in started:
-            worker.stop()
+def workers(rpc_workers: list[Worker]) -> list[Worker]:
+    return rpc_workers
 
 
 @pytest.fixture(scope="module")
