@@ -146,6 +146,16 @@ class App:
             raise InvalidRequestError("model must be a string", param="model")
         return self.router.engine_for(model or None)
 
+    def submit(self, model: str | None, submit: Callable[[Engine], Any]) -> tuple[Any, str]:
+        """(job, model id) for a generation request: `submit(engine)` on the one model, or (router)
+        on the model named, loading it first with keep-alives while it loads (`PendingJob`)."""
+        if self.router is None:
+            engine = self.engine_for()
+            return submit(engine), engine.model_id
+        if model is not None and not isinstance(model, str):
+            raise InvalidRequestError("model must be a string", param="model")
+        return self.router.job_for(model or None, submit), self.router.resolve(model or None)
+
     @staticmethod
     def is_anthropic(request: Request) -> bool:
         return request.path.startswith("/v1/messages") or "anthropic-version" in request.headers
@@ -271,10 +281,9 @@ class App:
 
     def on_chat(self, request: Request) -> WSGIApp:
         body = self.json_body(request)
-        engine = self.engine_for(body)
         call = openai.parse_chat(body)
-        job = engine.chat(call.request)
-        ids = dict(id=openai.new_id("chatcmpl-"), model=engine.model_id, created=int(time.time()))
+        job, model_id = self.submit(body.get("model"), lambda engine: engine.chat(call.request))
+        ids = dict(id=openai.new_id("chatcmpl-"), model=model_id, created=int(time.time()))
         if call.stream:
             chunks = openai.ChatChunks(include_usage=call.include_usage, **ids)
             return self.responder.openai_stream(job, chunks, first=chunks.first())
@@ -283,10 +292,9 @@ class App:
 
     def on_completions(self, request: Request) -> WSGIApp:
         body = self.json_body(request)
-        engine = self.engine_for(body)
         call = openai.parse_completion(body)
-        job = engine.complete(call.request)
-        ids = dict(id=openai.new_id("cmpl-"), model=engine.model_id, created=int(time.time()))
+        job, model_id = self.submit(body.get("model"), lambda engine: engine.complete(call.request))
+        ids = dict(id=openai.new_id("cmpl-"), model=model_id, created=int(time.time()))
         if call.stream:
             chunks = openai.CompletionChunks(include_usage=call.include_usage, **ids)
             return self.responder.openai_stream(job, chunks, first=None)
@@ -304,9 +312,8 @@ class App:
 
     def on_messages(self, request: Request) -> WSGIApp:
         call = self._messages_request(request, count_only=False)
-        engine = self.engine_for({"model": call.model})
-        job = engine.chat(call.request)
-        stream = anthropic.MessageStream(id=anthropic.new_message_id(), model=call.model or engine.model_id)
+        job, model_id = self.submit(call.model, lambda engine: engine.chat(call.request))
+        stream = anthropic.MessageStream(id=anthropic.new_message_id(), model=call.model or model_id)
         if call.stream:
             return self.responder.anthropic_stream(job, stream)
 

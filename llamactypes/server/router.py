@@ -20,12 +20,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
-from ..engine import Engine
+from ..engine import Engine, Heartbeat, Job
 from ..errors import ClosedError, InvalidRequestError
 
-__all__ = ["ModelRouter", "UnknownModelError", "discover_models"]
+__all__ = ["ModelRouter", "UnknownModelError", "discover_models", "PendingJob"]
 
 log = logging.getLogger("llamactypes.server")
 
@@ -143,6 +143,17 @@ class ModelRouter:
     def resolve(self, model_id: str | None) -> str:
         """The id a request's `model` field selects (None: the default); raises `UnknownModelError`."""
         return self._slot(model_id).model_id
+
+    def job_for(self, model_id: str | None, submit: Callable[[Engine], Job]) -> Job | PendingJob:
+        """`submit(engine)` for the model's engine: at once when it is loaded (so a bad request raises
+        here, before any response), else a `PendingJob` that loads it and sends keep-alives meanwhile."""
+        model_id = self.resolve(model_id)
+        engine = self._slots[model_id].engine
+        if engine is not None and not engine.closed:
+            with self._lock:
+                self._slots[model_id].last_used = self._clock()
+            return submit(engine)
+        return PendingJob(self, model_id, submit)
 
     def loaded_engine(self, model_id: str | None = None) -> Engine | None:
         """The engine of a model if it is in memory (never loads)."""
@@ -276,6 +287,67 @@ class ModelRouter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class PendingJob:
+    """A request for a model that is not loaded yet, with a `Job`'s face for the responder.
+
+    The load (and then `submit(engine)`) runs in a thread; meanwhile `events()` yields a `Heartbeat`
+    every `heartbeat` seconds, so streams send keep-alives and patient JSON answers can commit,
+    exactly as while waiting in a queue. Then it is the real job's events. An error in the load or
+    in `submit` (a prompt too long for the model, ...) is raised from `events()`.
+    """
+
+    def __init__(self, router: ModelRouter, model_id: str, submit: Callable[[Engine], Job]) -> None:
+        self.model_id = model_id
+        self.n_prompt = 0  # unknown until the model is loaded and the prompt tokenized
+        self._router = router
+        self._submit = submit
+        self._job: Job | None = None
+        self._error: BaseException | None = None
+        self._cancel = threading.Event()
+        self._ready = threading.Event()
+        threading.Thread(target=self._load, name=f"llamactypes-load-{model_id}", daemon=True).start()
+
+    def __repr__(self) -> str:
+        return f"<PendingJob for {self.model_id}: {self._job!r}>"
+
+    def _load(self) -> None:
+        try:
+            engine = self._router.engine_for(self.model_id)
+            if not self._cancel.is_set():
+                job = self._submit(engine)
+                self.n_prompt = job.n_prompt
+                self._job = job
+                if self._cancel.is_set():
+                    job.cancel()
+        except BaseException as exc:  # handed to the request thread
+            self._error = exc
+        finally:
+            self._ready.set()
+
+    def events(self, heartbeat: float | None = None) -> Iterator[Any]:
+        """Heartbeats while the model loads, then the job's events (closing early cancels it)."""
+        finished = False
+        try:
+            while not self._ready.wait(heartbeat):
+                yield Heartbeat(0)
+            if self._error is not None:
+                finished = True
+                raise self._error
+            assert self._job is not None
+            yield from self._job.events(heartbeat)
+            finished = True
+        finally:
+            if not finished:
+                self.cancel()
+
+    def cancel(self) -> None:
+        """Cancel the request (a load in progress goes on for the others who need the model)."""
+        self._cancel.set()
+        job = self._job
+        if job is not None:
+            job.cancel()
 
 
 def _in_use(engine: Any) -> bool:

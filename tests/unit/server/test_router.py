@@ -265,3 +265,28 @@ def test_tokenize_and_count_tokens_pick_the_model(client: Client, loads: Loads) 
     counted = client.post("/v1/messages/count_tokens", json={"model": "gamma", "messages": [
         {"role": "user", "content": "hi"}]}).get_json()
     assert counted["input_tokens"] > 0 and loads.calls == ["beta", "gamma"]
+
+
+def test_a_stream_for_a_loading_model_gets_keepalives_then_its_answer(router: ModelRouter, loads: Loads) -> None:
+    loads.gate = threading.Event()
+    client = Client(create_app(router, ServerConfig(heartbeat=0.05)))
+    response = client.post("/v1/chat/completions", buffered=False, json={
+        "model": "gamma", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+    assert response.status_code == 200  # headers before the model is loaded
+    chunks = iter(response.response)
+    seen = [next(chunks) for _ in range(3)]
+    assert seen[0].startswith(b"data: {") and b": keep-alive" in b"".join(seen[1:])
+    assert router.loaded() == []
+    loads.gate.set()
+    rest = b"".join(chunks).decode()
+    assert "I am gamma" in rest and rest.rstrip().endswith("data: [DONE]")
+
+
+def test_a_non_stream_request_during_the_load_gets_its_status(router: ModelRouter, loads: Loads) -> None:
+    """Errors found once the model is loaded still get their own status (nothing was committed yet)."""
+    loads.fail.add("beta")
+    client = Client(create_app(router, ServerConfig(heartbeat=0.05)))
+    response = _chat(client, "beta")
+    assert response.status_code == 500 and "cannot load" in response.get_json()["error"]["message"]
+    loads.fail.clear()
+    assert _chat(client, "beta").status_code == 200
