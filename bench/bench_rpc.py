@@ -3,8 +3,8 @@
 
 One run, side by side: load time and greedy generation speed locally, then the same through two
 `python -m llamactypes.rpc_worker` processes on 127.0.0.1 (`tensor_split` 1:1, every layer offloaded).
-Loopback hides the network, so the run also counts the bytes the workers receive and send (their
-/proc/PID/io rchar/wchar) and their read/write system calls, during the load and per generated token:
+Loopback hides the network, so the run also counts the bytes the workers receive and send and the
+data segments they send (the kernel's tcp_info of their sockets, `ss -ti`), during the load and per token:
 on a real network a token costs about  compute + bytes_per_token / bandwidth + round_trips * RTT
 (docs/rpc.md). Needs a build with --rpc; run it alone, under the machine lock (llama.cpp's threads spin):
 
@@ -39,14 +39,15 @@ def start_worker(threads: int) -> tuple[subprocess.Popen, str]:
     raise SystemExit(f"rpc_worker exited with {proc.wait()}")
 
 
-def io_counters(pids: list[int]) -> dict[str, int]:
-    """Summed rchar/wchar/syscr/syscw of processes (what the workers read from and wrote to their sockets)."""
-    total = {"rchar": 0, "wchar": 0, "syscr": 0, "syscw": 0}
-    for pid in pids:
-        for line in Path(f"/proc/{pid}/io").read_text().splitlines():
-            key, value = line.split(":")
-            if key in total:
-                total[key] += int(value)
+def tcp_counters(ports: list[str]) -> dict[str, int]:
+    """Bytes and data segments of the workers' established connections, from the worker's side
+    (`ss -ti`: the kernel's tcp_info), summed. Sockets, not /proc/PID/io: send()/recv() are not counted there."""
+    total = {"bytes_received": 0, "bytes_sent": 0, "data_segs_in": 0, "data_segs_out": 0}
+    for port in ports:
+        out = subprocess.run(["ss", "-tinH", "state", "established", f"( sport = :{port} )"],
+                             capture_output=True, text=True, check=True).stdout
+        for key in total:
+            total[key] += sum(int(v) for v in re.findall(rf"\b{key}:(\d+)", out))
     return total
 
 
@@ -85,19 +86,19 @@ def main() -> int:
     local.close()
 
     workers = [start_worker(args.threads) for _ in range(2)]
-    pids = [proc.pid for proc, _ in workers]
+    ports = [ep.rsplit(":", 1)[1] for _, ep in workers]
     try:
-        before = io_counters(pids)
+        before = tcp_counters(ports)
         started = time.perf_counter()
         remote = Model(args.model, rpc_servers=[ep for _, ep in workers], tensor_split=[1, 1], **options)
         rpc_load = time.perf_counter() - started
-        load_io = delta(io_counters(pids), before)
+        load_io = delta(tcp_counters(ports), before)
         run(remote, 8)
         speeds, per_token = [], []
         for _ in range(args.repeat):
-            before = io_counters(pids)
+            before = tcp_counters(ports)
             speed, n = run(remote, args.tokens)
-            io = delta(io_counters(pids), before)
+            io = delta(tcp_counters(ports), before)
             speeds.append(speed)
             per_token.append({k: v / n for k, v in io.items()})
         rpc_text = remote.generate(PROMPT, max_tokens=args.tokens, temperature=0, ignore_eos=True)
@@ -107,15 +108,17 @@ def main() -> int:
             proc.terminate()
             proc.wait(10)
     rpc_speed = max(speeds)
-    io_tok = min(per_token, key=lambda d: d["rchar"] + d["wchar"])
+    io_tok = min(per_token, key=lambda d: d["bytes_received"] + d["bytes_sent"])
     print(f"model {Path(args.model).name}, {args.tokens} greedy tokens, {args.threads} thread(s) per process, "
           f"best of {args.repeat}")
     print(f"  local:                 load {local_load:6.2f} s   generation {local_speed:7.1f} tok/s")
     print(f"  RPC, 2 local workers:  load {rpc_load:6.2f} s   generation {rpc_speed:7.1f} tok/s   "
           f"(x{rpc_speed / local_speed:.2f} of local; load x{rpc_load / local_load:.1f})")
-    print(f"  sent to the workers during the load: {load_io['rchar'] / 1e6:.1f} MB")
-    print(f"  per generated token: {io_tok['rchar'] / 1e3:.1f} kB to the workers, {io_tok['wchar'] / 1e3:.1f} kB back, "
-          f"{io_tok['syscr']:.0f} reads / {io_tok['syscw']:.0f} writes by the workers")
+    print(f"  sent to the workers during the load: {load_io['bytes_received'] / 1e6:.1f} MB "
+          f"(model file {Path(args.model).stat().st_size / 1e6:.1f} MB)")
+    print(f"  per generated token (prompt excluded): {io_tok['bytes_received'] / 1e3:.1f} kB to the workers, "
+          f"{io_tok['bytes_sent'] / 1e3:.1f} kB back; the workers sent {io_tok['data_segs_out']:.1f} data segments "
+          f"(~ answers the main host waited for: round trips)")
     print(f"  same text as local: {rpc_text == local_text}")
     return 0 if rpc_text == local_text else 1
 
