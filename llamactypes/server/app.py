@@ -141,10 +141,7 @@ class App:
         if self.router is None:
             assert self.engine is not None
             return self.engine
-        model = body.get("model") if body is not None else None
-        if model is not None and not isinstance(model, str):
-            raise InvalidRequestError("model must be a string", param="model")
-        return self.router.engine_for(model or None)
+        return self.router.engine_for(_model_field(body.get("model") if body is not None else None))
 
     def submit(self, model: str | None, submit: Callable[[Engine], Any]) -> tuple[Any, str]:
         """(job, model id) for a generation request: `submit(engine)` on the one model, or (router)
@@ -152,9 +149,8 @@ class App:
         if self.router is None:
             engine = self.engine_for()
             return submit(engine), engine.model_id
-        if model is not None and not isinstance(model, str):
-            raise InvalidRequestError("model must be a string", param="model")
-        return self.router.job_for(model or None, submit), self.router.resolve(model or None)
+        model = _model_field(model)
+        return self.router.job_for(model, submit), self.router.resolve(model)
 
     @staticmethod
     def is_anthropic(request: Request) -> bool:
@@ -193,7 +189,7 @@ class App:
     # ------------------------------------------------------------ small endpoints
 
     def on_root(self, request: Request) -> WSGIApp:
-        model_id = self.router.default if self.router is not None else self.engine_for().model_id
+        model_id = self.router.default if self.router is not None else self.engine.model_id  # type: ignore[union-attr]
         return json_response({"status": "ok", "model": model_id,
                               "endpoints": ["/v1/chat/completions", "/v1/completions", "/v1/embeddings",
                                             "/v1/models", "/v1/messages", "/v1/messages/count_tokens",
@@ -203,7 +199,8 @@ class App:
         return json_response({"status": "ok"})
 
     def _meta(self, engine: Engine | None = None) -> dict[str, Any]:
-        engine = engine or self.engine_for()
+        engine = engine or self.engine
+        assert engine is not None
         model = engine.model
         meta = {"n_ctx": engine.n_ctx}
         for key in ("n_ctx_train", "n_vocab", "n_embd"):
@@ -218,7 +215,7 @@ class App:
     def on_models(self, request: Request) -> WSGIApp:
         if self.router is not None:
             return self._router_models(request)
-        model_id = self.engine_for().model_id
+        model_id = self.engine.model_id  # type: ignore[union-attr]
         if self.is_anthropic(request):
             return json_response(anthropic.models_response(model_id, self._created_at()))
         return json_response(openai.models_response(model_id, self.config.created, self._meta()))
@@ -229,8 +226,8 @@ class App:
         if self.router is not None:
             return self._router_models(request, self.router.resolve(model_id))
         if self.is_anthropic(request):
-            return json_response(anthropic.model_card(self.engine_for().model_id, self._created_at()))
-        return json_response(openai.model_card(self.engine_for().model_id, self.config.created, self._meta()))
+            return json_response(anthropic.model_card(self.engine.model_id, self._created_at()))  # type: ignore
+        return json_response(openai.model_card(self.engine.model_id, self.config.created, self._meta()))  # type: ignore
 
     def _router_models(self, request: Request, only: str | None = None) -> WSGIApp:
         """Every model the router serves (or one), loaded or not; OpenAI cards say which are loaded."""
@@ -337,6 +334,13 @@ def anthropic_events(stream: anthropic.MessageStream, n_prompt: int, events: lis
         elif isinstance(event, Finished):
             out += stream.finish(event)
     return out
+
+
+def _model_field(value: Any) -> str | None:
+    """A request's `model` (router mode): a string, or None for the default model."""
+    if value is not None and not isinstance(value, str):
+        raise InvalidRequestError("model must be a string", param="model")
+    return value or None
 
 
 def _finished_of(events: list[Any]) -> Finished:
