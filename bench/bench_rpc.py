@@ -33,7 +33,7 @@ def start_worker(threads: int) -> tuple[subprocess.Popen, str]:
                              "--threads", str(threads)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
     for line in proc.stdout:
-        match = re.search(r"ready at (\S+)", line)
+        match = re.search(r"ready at (\S+:\d+)", line)
         if match:
             return proc, match.group(1)
     raise SystemExit(f"rpc_worker exited with {proc.wait()}")

@@ -24,7 +24,7 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Sequence
+from typing import Sequence, TextIO
 
 from .errors import LlamaError
 
@@ -64,6 +64,13 @@ def _bindable_port(host: str, port: int) -> int:
         except OSError as exc:
             raise OSError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         return sock.getsockname()[1]
+
+
+def _say(line: str, stream: TextIO | None = None) -> None:
+    """One whole line in one write: llama.cpp's server thread prints to the same stdout."""
+    out = stream or sys.stdout
+    out.write(line + "\n")
+    out.flush()
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -109,10 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     problem = _check(args)
     if problem:
-        print(f"rpc_worker: error: {problem}", file=sys.stderr, flush=True)
+        _say(f"rpc_worker: error: {problem}", sys.stderr)
         return 2
     if args.host not in LOOPBACK:
-        print(WARNING.format(host=args.host, port=args.port), file=sys.stderr, flush=True)
+        _say(WARNING.format(host=args.host, port=args.port), sys.stderr)
     try:
         from .native import default_threads, rpc
 
@@ -123,10 +130,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         threads = args.threads or default_threads()
         cache = str(Path(args.cache_dir).expanduser()) if args.cache_dir else None
         names = ", ".join(rpc.device_name(d) for d in devices)
-        print(f"llamactypes rpc_worker: serving {names} on {endpoint} ({threads} threads"
-              f"{', cache ' + cache if cache else ''})", flush=True)
+        _say(f"llamactypes rpc_worker: serving {names} on {endpoint} ({threads} threads"
+             f"{', cache ' + cache if cache else ''})")
     except (LlamaError, OSError) as exc:
-        print(f"rpc_worker: error: {exc}", file=sys.stderr, flush=True)
+        _say(f"rpc_worker: error: {exc}", sys.stderr)
         return 1
     # llama.cpp's server loop never returns while it serves and cannot be interrupted from Python:
     # it runs in a daemon thread, the main thread waits for a signal and then leaves the process.
@@ -137,16 +144,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         server.start()
         if not _wait_until_ready(endpoint, server):
-            print(f"rpc_worker: error: llama.cpp's RPC server did not start on {endpoint} "
-                  "(port in use? see its message above)", file=sys.stderr, flush=True)
+            _say(f"rpc_worker: error: llama.cpp's RPC server did not start on {endpoint} "
+                 "(port in use? see its message above)", sys.stderr)
             code = 1
         else:
-            print(f"llamactypes rpc_worker: ready at {endpoint}", flush=True)
+            _say(f"llamactypes rpc_worker: ready at {endpoint}")
             while server.is_alive():
                 server.join(0.5)
             code = 1  # the server loop only returns when it cannot accept any more
     except KeyboardInterrupt:
-        print("llamactypes rpc_worker: stopping", flush=True)
+        _say("llamactypes rpc_worker: stopping")
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
