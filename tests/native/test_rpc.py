@@ -136,3 +136,28 @@ def test_worker_bad_arguments_are_one_line() -> None:
     out = subprocess.run([sys.executable, "-m", "llamactypes.rpc_worker", "--threads", "0"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and out.stderr.strip() == "rpc_worker: error: --threads must be >= 1, got 0"
+
+
+def test_serve_with_rpc_workers(workers: list[Worker], layered_model: Path) -> None:
+    from tests.fixtures.live_server import LiveServer
+
+    endpoints = ",".join(w.endpoint for w in workers)
+    with LiveServer([str(layered_model), "--rpc", endpoints, "--tensor-split", "1,1", "--n-ctx", "128",
+                     "--threads", "1"]) as server:
+        import requests
+
+        response = requests.post(server.url + "/v1/completions", timeout=60,
+                                 json={"prompt": PROMPTS[1], "max_tokens": 4, "temperature": 0})
+        assert response.status_code == 200
+    with Model(layered_model, n_ctx=128, n_threads=1) as local:
+        assert response.json()["choices"][0]["text"] == local.generate(PROMPTS[1], max_tokens=4, temperature=0)
+
+
+def test_serve_with_a_bad_endpoint_exits_with_one_line(workers: list[Worker], layered_model: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = subprocess.run([sys.executable, "-m", "llamactypes.serve", str(layered_model), "--port", "0",
+                          "--rpc", f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    assert f"llamactypes.serve: RPC endpoint '127.0.0.1:{port}': connection refused" in out.stderr
