@@ -21,6 +21,7 @@ from .errors import (
     InvalidRequestError, LibraryMismatchError, LibraryNotFoundError, LlamaError, ModelLoadError, NativeError,
     SchemaError, ServerError, ServerStartError,
 )
+from .errors import RpcEndpointError, RpcUnavailableError
 
 logging.getLogger("llamactypes").addHandler(logging.NullHandler())
 
@@ -52,6 +53,7 @@ __all__ = [
     "DecodeError", "InvalidRequestError", "ContextOverflowError", "GrammarError", "SchemaError",
     "ChatTemplateError", "BusyError", "ServerStartError", "ServerError",
 ]
+__all__ += ["RpcEndpointError", "RpcUnavailableError"]
 
 
 def __getattr__(name: str) -> Any:

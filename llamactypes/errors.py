@@ -19,7 +19,9 @@ HTTP status codes.
     │   └── ChatTemplateError              a chat template that fails to render; .line
     ├── BusyError (RuntimeError)           the server queue is full
     ├── ServerStartError (RuntimeError)    a spawned server did not come up
-    └── ServerError (ConnectionError)      a server answered with an error; .status, .body
+    ├── ServerError (ConnectionError)      a server answered with an error; .status, .body
+    ├── RpcUnavailableError (OSError)      the library was built without the RPC backend (--rpc)
+    └── RpcEndpointError (ConnectionError) an RPC worker unreachable, silent or of another version; .endpoint
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ __all__ = [
     "BusyError",
     "ServerStartError",
     "ServerError",
+    "RpcUnavailableError",
+    "RpcEndpointError",
 ]
 
 
@@ -164,3 +168,19 @@ class ServerError(LlamaError, ConnectionError):
         super().__init__(message)
         self.status = status
         self.body = body
+
+
+class RpcUnavailableError(LlamaError, OSError):
+    """The loaded llama.cpp has no RPC backend: rebuild with `fetch_lib.py --rpc`."""
+
+
+class RpcEndpointError(LlamaError, ConnectionError):
+    """An RPC endpoint cannot be used: malformed, unreachable, silent, or speaking another protocol version.
+
+    Raised by the probe that runs before llama.cpp sees the endpoint (llama.cpp itself would
+    abort the process or hang). `endpoint` is the "host:port" as given.
+    """
+
+    def __init__(self, endpoint: str, message: str) -> None:
+        super().__init__(f"RPC endpoint {endpoint!r}: {message}")
+        self.endpoint = endpoint

@@ -90,6 +90,13 @@ class Limits:
     tool_call_key_chars: int = 256  # an argument key in a derived dialect's key/value arguments
     derived_formats: int = 256  # derived dialects kept by id for `get_format` (one per distinct template)
 
+    # --- RPC (native/rpc.py) -----------------------------------------------------
+    # seconds to connect to an RPC worker and get its handshake answer before giving up on it
+    # (llama.cpp itself would wait forever on a port that accepts but never answers)
+    rpc_probe_timeout_s: float = 10.0
+    # RPC endpoints one model may use (llama.cpp's GGML_RPC_MAX_SERVERS)
+    rpc_max_servers: int = 16
+
 
 DEFAULT_LIMITS = Limits()
 

@@ -41,16 +41,21 @@ class Model:
         path: the .gguf file. It is checked (exists, GGUF magic, readable header) before llama.cpp sees it.
         n_ctx: context length in tokens; 0 means the model's training context.
         n_threads: CPU threads; default: the cores this process may use.
-        n_gpu_layers: layers to offload to a GPU build (-1: all).
+        n_gpu_layers: layers to offload to a GPU build (-1: all). Default: 0, or all layers with `rpc_servers`.
         embedding: prepare for `embed()` right away.
         seed: default seed for sampling when a call gives none (None: random each call).
         verbose: send llama.cpp's own log to stderr (it always goes to the `llamactypes.native` logger).
         flash_attn: True/False to force flash attention, None for llama.cpp's "auto".
+        rpc_servers: `["host:port", ...]` of RPC workers (`python -m llamactypes.rpc_worker`) that hold the
+            offloaded layers (docs/rpc.md). Each is probed first: a bad one raises `RpcEndpointError`.
+        tensor_split: proportion of the layers per device, in the order of `rpc_servers` (then local
+            GPUs); default: by free memory.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, n_ctx: int = 4096, n_threads: int | None = None,
-                 n_gpu_layers: int = 0, embedding: bool = False, seed: int | None = None, verbose: bool = False,
-                 flash_attn: bool | None = None, n_batch: int = 512) -> None:
+                 n_gpu_layers: int | None = None, embedding: bool = False, seed: int | None = None,
+                 verbose: bool = False, flash_attn: bool | None = None, n_batch: int = 512,
+                 rpc_servers: Sequence[str] | None = None, tensor_split: Sequence[float] | None = None) -> None:
         if verbose:
             _enable_verbose_log()
         if n_ctx < 0:
@@ -59,7 +64,12 @@ class Model:
         self.path = Path(path).expanduser()
         self.metadata: dict[str, Any] = header.metadata
         self.seed = seed
-        self._native = NativeModel(self.path, n_gpu_layers=n_gpu_layers)
+        if isinstance(rpc_servers, str):
+            rpc_servers = [part.strip() for part in rpc_servers.split(",") if part.strip()]
+        if n_gpu_layers is None:
+            n_gpu_layers = -1 if rpc_servers else 0  # rpc_servers alone means: put the layers on them
+        self._native = NativeModel(self.path, n_gpu_layers=n_gpu_layers, rpc_servers=rpc_servers or (),
+                                   tensor_split=tensor_split)
         self.vocabulary = self._native.vocab
         n_ctx = n_ctx or self._native.n_ctx_train
         self._ctx_params = ContextParams(n_ctx=n_ctx, n_batch=min(n_batch, n_ctx), n_threads=n_threads,
@@ -123,6 +133,11 @@ class Model:
     def name(self) -> str:
         """The file stem: the id servers publish unless given an alias."""
         return self.path.stem
+
+    @property
+    def rpc_servers(self) -> tuple[str, ...]:
+        """The RPC endpoints holding this model's offloaded layers (empty when local)."""
+        return self._native.rpc_servers
 
     @property
     def n_vocab(self) -> int:

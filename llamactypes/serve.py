@@ -2,6 +2,8 @@
 
     python -m llamactypes.serve                      # the demo model fetched by fetch_lib.py
     python -m llamactypes.serve model.gguf --port 8080 --n-ctx 32768 --alias qwen3 --api-key secret
+    python -m llamactypes.serve --models ~/models --max-loaded 2 --idle-unload 600   # many models, by id
+    python -m llamactypes.serve big.gguf --rpc 192.168.1.20:50052,192.168.1.21:50052  # layers on RPC workers
 
 The composition root: load the model once, put an `Engine` on it, serve
 `create_app(engine)` on werkzeug's threaded server (every SSE event flushed as
@@ -42,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default %(default)s; 0: any free port)")
     parser.add_argument("--n-ctx", type=int, default=8192, help="context length in tokens (default %(default)s)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all usable cores)")
-    parser.add_argument("--n-gpu-layers", type=int, default=0, help="layers to offload to a GPU build (-1: all)")
+    parser.add_argument("--n-gpu-layers", type=int, default=None,
+                        help="layers to offload to a GPU build (-1: all; default 0, all with --rpc)")
     parser.add_argument("--alias", default=None, help="model id clients see (default: the file name stem)")
     parser.add_argument("--api-key", default=os.environ.get("LLAMACTYPES_API_KEY"),
                         help="require this key (Authorization: Bearer or x-api-key); env LLAMACTYPES_API_KEY")
@@ -59,6 +62,18 @@ def build_parser() -> argparse.ArgumentParser:
                         help="let web pages of ORIGIN (e.g. http://localhost:3000; '*' any) call the server from "
                              "a browser (repeatable). Default: cross-origin browser requests are refused")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--rpc", default=None, metavar="HOST:PORT,...",
+                        help="RPC workers (python -m llamactypes.rpc_worker) that hold the layers (docs/rpc.md)")
+    parser.add_argument("--tensor-split", default=None, metavar="P,P,...",
+                        help="proportion of the layers per --rpc worker, in order (default: by free memory)")
+    parser.add_argument("--models", nargs="+", default=None, metavar="PATH",
+                        help="serve every .gguf in these folders/files by id (the file stem), each loaded on "
+                             "the first request that names it (docs/router.md)")
+    parser.add_argument("--max-loaded", type=int, default=None,
+                        help="with --models: at most this many in memory; loading another unloads the least "
+                             "recently used (default: no limit)")
+    parser.add_argument("--idle-unload", type=float, default=None, metavar="SECONDS",
+                        help="with --models: unload a model unused for this long (default: never)")
     parser.add_argument("--exit-on-stdin-eof", action="store_true",
                         help="stop when stdin closes (a parent process that spawned us went away)")
     return parser
@@ -139,7 +154,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(args_list)
     check_args(parser, args)
     _configure_logging(args.log_level)
-    path = _model_path(args.model)
+    problem = _check_multi_args(args)
+    if problem:
+        print(f"llamactypes.serve: {problem}", file=sys.stderr, flush=True)
+        return 2
+    path = _model_path(args.model) if not args.models else Path()
     if path is None:
         return 2
     previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -149,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         exit_on_stdin_eof()
     code = 0
     try:
-        code = _serve(args, path)
+        code = _serve(args, path) if not args.models else _serve_router(args)
     except KeyboardInterrupt:
         code = 0
     except (LlamaError, OSError) as exc:
@@ -174,7 +193,8 @@ def _serve(args: argparse.Namespace, path: Path) -> int:
     from .server import create_app, make_http_server
 
     started = time.monotonic()
-    model = Model(path, n_ctx=args.n_ctx, n_threads=args.threads, n_gpu_layers=args.n_gpu_layers)
+    model = Model(path, n_ctx=args.n_ctx, n_threads=args.threads, n_gpu_layers=args.n_gpu_layers,
+                  **_rpc_options(args))
     engine = app = server = None
     try:
         engine = Engine(model, model_id=args.alias, max_waiting=args.max_queue,
@@ -213,6 +233,84 @@ def _shutdown(model: object, engine: object, app: object, server: object, grace:
             time.sleep(0.05)
     finally:
         model.close()  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------- RPC and several models (issue 14)
+
+
+def _check_multi_args(args: argparse.Namespace) -> str | None:
+    """One line for a bad combination of --rpc / --models / --max-loaded / --idle-unload, else None."""
+    if args.models and args.model:
+        return "give a MODEL or --models, not both"
+    if not args.models and (args.max_loaded is not None or args.idle_unload is not None):
+        return "--max-loaded and --idle-unload need --models"
+    if args.max_loaded is not None and args.max_loaded < 1:
+        return f"--max-loaded must be >= 1, got {args.max_loaded}"
+    if args.idle_unload is not None and not args.idle_unload > 0:
+        return f"--idle-unload must be > 0 seconds, got {args.idle_unload}"
+    if args.tensor_split and not args.rpc:
+        return "--tensor-split needs --rpc"
+    try:
+        _rpc_options(args)
+    except ValueError:
+        return f"--tensor-split must be numbers separated by commas, got {args.tensor_split!r}"
+    return None
+
+
+def _rpc_options(args: argparse.Namespace) -> dict:
+    """Model keyword arguments for --rpc / --tensor-split."""
+    if not args.rpc:
+        return {}
+    split = [float(x) for x in args.tensor_split.split(",")] if args.tensor_split else None
+    return {"rpc_servers": [e.strip() for e in args.rpc.split(",") if e.strip()], "tensor_split": split}
+
+
+def _serve_router(args: argparse.Namespace) -> int:
+    """`--models`: one server, many models, each loaded on first use (server/router.py)."""
+    from .engine import Engine
+    from .model import Model
+    from .server import ModelRouter, ServerConfig, create_app, discover_models, make_http_server
+
+    models = discover_models(args.models)
+
+    def load(model_id: str, path: Path) -> Engine:
+        model = Model(path, n_ctx=args.n_ctx, n_threads=args.threads, n_gpu_layers=args.n_gpu_layers,
+                      **_rpc_options(args))
+        try:
+            return Engine(model, model_id=model_id, max_waiting=args.max_queue, enable_thinking=args.enable_thinking)
+        except BaseException:
+            model.close()
+            raise
+
+    router = ModelRouter(models, load, max_loaded=args.max_loaded, idle_unload=args.idle_unload)
+    app = server = None
+    try:
+        app = create_app(router, ServerConfig(api_key=args.api_key))
+        server = make_http_server(app, args.host, args.port)
+        shown = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
+        url = f"http://{shown}:{server.port}"
+        limits = "".join([f", at most {args.max_loaded} loaded" if args.max_loaded else "",
+                          f", unloaded after {args.idle_unload:g} s idle" if args.idle_unload else ""])
+        print(f"llamactypes: serving {len(models)} models by id, each loaded on first use{limits}: "
+              f"{', '.join(models)}\n"
+              f"  OpenAI:    {url}/v1   (e.g. OPENAI_BASE_URL={url}/v1)\n"
+              f"  Anthropic: {url}      (e.g. ANTHROPIC_BASE_URL={url})\n"
+              f"llamactypes: ready at {url}", flush=True)
+        try:
+            server.serve_forever(poll_interval=0.2)
+        except KeyboardInterrupt:
+            pass
+        print("llamactypes: stopping", flush=True)
+        return 0
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if server is not None:
+            server.server_close()
+        router.close()
+        deadline = time.monotonic() + 5.0
+        while app is not None and app.active and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ Upgrading llama.cpp means diffing the header against these modules (the tests do
 
 from __future__ import annotations
 
-from . import backend, context, model, sampler, types
+from . import backend, context, model, registry, rpc, sampler, types
 from ._base import DECLARED, bind_all
 
-__all__ = ["backend", "context", "model", "sampler", "types", "DECLARED", "bind_all"]
+__all__ = ["backend", "context", "model", "registry", "rpc", "sampler", "types", "DECLARED", "bind_all"]

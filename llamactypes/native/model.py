@@ -6,11 +6,14 @@ import ctypes
 import os
 import threading
 from pathlib import Path
+from typing import Sequence
 
+from ..api import backend as backend_capi
 from ..api import model as capi
 from ..api.types import llama_model_params
-from ..errors import ClosedError, ModelLoadError
+from ..errors import ClosedError, InvalidRequestError, ModelLoadError
 from ..gguf import check_gguf
+from . import rpc
 from .backend import ensure_backend
 from .vocab import Vocab
 
@@ -21,19 +24,41 @@ class NativeModel:
     """A loaded GGUF model: weights, hyperparameters, metadata and vocabulary."""
 
     def __init__(self, path: str | os.PathLike[str], *, n_gpu_layers: int = 0, vocab_only: bool = False,
-                 use_mmap: bool = True) -> None:
+                 use_mmap: bool = True, rpc_servers: Sequence[str] = (),
+                 tensor_split: Sequence[float] | None = None) -> None:
         self.path = check_gguf(path)  # never hand C something that is not GGUF
         ensure_backend()
+        self._handle: int | None = None
+        self._lock = threading.Lock()
+        self.rpc_servers = tuple(rpc_servers)
         params: llama_model_params = capi.llama_model_default_params()
         params.n_gpu_layers = n_gpu_layers
         params.vocab_only = vocab_only
         if not use_mmap:
             params.load_mode = 0  # LLAMA_LOAD_MODE_NONE
-        handle = capi.llama_model_load_from_file(str(self.path).encode(), params)
+        if self.rpc_servers:
+            devices = rpc.model_devices(self.rpc_servers)  # probes first: raises RpcEndpointError, never aborts
+        else:
+            # once this process registered RPC endpoints, llama.cpp's default would use them too
+            devices = rpc.local_devices() if rpc.any_registered() else None
+        # kept on self: C reads them during the load
+        self.devices = devices or []
+        self._devices = (ctypes.c_void_p * (len(self.devices) + 1))(*self.devices, None)
+        if devices is not None:
+            params.devices = ctypes.cast(self._devices, ctypes.c_void_p)
+        self._tensor_split = _tensor_split(tensor_split, len(self.devices))
+        if self._tensor_split is not None:
+            params.tensor_split = self._tensor_split
+        rpc.acquire(self.rpc_servers)  # before the load: a probe must not wait behind our own connection
+        try:
+            handle = capi.llama_model_load_from_file(str(self.path).encode(), params)
+        except BaseException:
+            rpc.release(self.rpc_servers)
+            raise
         if not handle:
+            rpc.release(self.rpc_servers)
             raise ModelLoadError(f"llama.cpp could not load {self.path} (enable verbose=True for its log)")
-        self._handle: int | None = handle
-        self._lock = threading.Lock()
+        self._handle = handle
         self.vocab = Vocab(capi.llama_model_get_vocab(handle), owner=self)
 
     @property
@@ -49,6 +74,7 @@ class NativeModel:
             handle, self._handle = self._handle, None
         if handle:
             capi.llama_model_free(handle)
+            rpc.release(self.rpc_servers)
 
     def __del__(self) -> None:  # safety net only; close() is the contract
         try:
@@ -109,3 +135,17 @@ class NativeModel:
     @staticmethod
     def resolve(path: str | os.PathLike[str]) -> Path:
         return check_gguf(path)
+
+
+def _tensor_split(split: Sequence[float] | None, n_devices: int) -> ctypes.Array | None:
+    """`tensor_split` as the float array llama.cpp reads (llama_max_devices() entries), checked first."""
+    if split is None:
+        return None
+    values = [float(x) for x in split]
+    size = backend_capi.llama_max_devices()
+    if not values or len(values) > max(n_devices, 1) or len(values) > size:
+        raise InvalidRequestError(f"tensor_split has {len(values)} entries for {n_devices} devices "
+                                  "(one proportion per device, in the order of rpc_servers)", param="tensor_split")
+    if any(not x >= 0 for x in values) or sum(values) <= 0:
+        raise InvalidRequestError("tensor_split needs proportions >= 0 with a positive sum", param="tensor_split")
+    return (ctypes.c_float * size)(*values)

@@ -16,5 +16,7 @@ from __future__ import annotations
 from .app import App, ServerConfig, create_app
 from .http import ServerThread, make_http_server
 from .origin import OriginPolicy
+from .router import ModelRouter, UnknownModelError, discover_models
 
-__all__ = ["App", "ServerConfig", "create_app", "ServerThread", "make_http_server", "OriginPolicy"]
+__all__ = ["App", "ServerConfig", "create_app", "ServerThread", "make_http_server", "OriginPolicy",
+           "ModelRouter", "UnknownModelError", "discover_models"]

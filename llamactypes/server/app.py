@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
@@ -33,6 +33,7 @@ from .errors import ApiError, anthropic_error_body, anthropic_status, error_info
 from .fields import get_bool, get_list, raise_how, require
 from .origin import OriginPolicy, is_json_content_type
 from .responses import Responder
+from .router import ModelRouter
 
 __all__ = ["ServerConfig", "App", "create_app"]
 
@@ -92,8 +93,10 @@ def _url_map() -> Map:
 class App:
     """The WSGI application. `active` counts responses still being sent (for a clean shutdown)."""
 
-    def __init__(self, engine: Engine, config: ServerConfig | None = None) -> None:
-        self.engine = engine
+    def __init__(self, engine: Engine | ModelRouter, config: ServerConfig | None = None) -> None:
+        # one model: `engine`; many (serve --models): `router` picks the engine of each request
+        self.router = engine if isinstance(engine, ModelRouter) else None
+        self.engine: Engine | None = None if self.router is not None else engine  # type: ignore[assignment]
         self.config = config or ServerConfig()
         self.url_map = _url_map()
         self.responder = Responder(self.config, self._track)
@@ -207,6 +210,23 @@ class App:
         if not given or not hmac.compare_digest(given.encode(), key.encode()):
             raise ApiError(401, "invalid or missing API key (send 'Authorization: Bearer KEY' or 'x-api-key: KEY')")
 
+    def engine_for(self, body: Mapping[str, Any] | None = None) -> Engine:
+        """The engine for a request: the one model, or (router) the model its `model` field names,
+        loaded on first use; an unknown id raises `UnknownModelError` (404)."""
+        if self.router is None:
+            assert self.engine is not None
+            return self.engine
+        return self.router.engine_for(_model_field(body.get("model") if body is not None else None))
+
+    def submit(self, model: str | None, submit: Callable[[Engine], Any]) -> tuple[Any, str]:
+        """(job, model id) for a generation request: `submit(engine)` on the one model, or (router)
+        on the model named, loading it first with keep-alives while it loads (`PendingJob`)."""
+        if self.router is None:
+            engine = self.engine_for()
+            return submit(engine), engine.model_id
+        model = _model_field(model)
+        return self.router.job_for(model, submit), self.router.resolve(model)
+
     @staticmethod
     def is_anthropic(request: Request) -> bool:
         return request.path.startswith("/v1/messages") or "anthropic-version" in request.headers
@@ -238,7 +258,8 @@ class App:
     # ------------------------------------------------------------ small endpoints
 
     def on_root(self, request: Request) -> WSGIApp:
-        return json_response({"status": "ok", "model": self.engine.model_id,
+        model_id = self.router.default if self.router is not None else self.engine.model_id  # type: ignore[union-attr]
+        return json_response({"status": "ok", "model": model_id,
                               "endpoints": ["/v1/chat/completions", "/v1/completions", "/v1/embeddings",
                                             "/v1/models", "/v1/messages", "/v1/messages/count_tokens",
                                             "/tokenize", "/detokenize", "/health"]})
@@ -246,9 +267,11 @@ class App:
     def on_health(self, request: Request) -> WSGIApp:
         return json_response({"status": "ok"})
 
-    def _meta(self) -> dict[str, Any]:
-        model = self.engine.model
-        meta = {"n_ctx": self.engine.n_ctx}
+    def _meta(self, engine: Engine | None = None) -> dict[str, Any]:
+        engine = engine or self.engine
+        assert engine is not None
+        model = engine.model
+        meta = {"n_ctx": engine.n_ctx}
         for key in ("n_ctx_train", "n_vocab", "n_embd"):
             value = getattr(model, key, None)
             if isinstance(value, int):
@@ -259,52 +282,78 @@ class App:
         return datetime.fromtimestamp(self.config.created, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def on_models(self, request: Request) -> WSGIApp:
-        model_id = self.engine.model_id
+        if self.router is not None:
+            return self._router_models(request)
+        model_id = self.engine.model_id  # type: ignore[union-attr]
         if self.is_anthropic(request):
             return json_response(anthropic.models_response(model_id, self._created_at()))
         return json_response(openai.models_response(model_id, self.config.created, self._meta()))
 
     def on_model(self, request: Request, model_id: str) -> WSGIApp:
-        """Any id answers with the served model: clients name models freely (Claude Code sends its own)."""
+        """Any id answers with the served model: clients name models freely (Claude Code sends its own).
+        With a router, only the ids it serves (others: 404)."""
+        if self.router is not None:
+            return self._router_models(request, self.router.resolve(model_id))
         if self.is_anthropic(request):
-            return json_response(anthropic.model_card(self.engine.model_id, self._created_at()))
-        return json_response(openai.model_card(self.engine.model_id, self.config.created, self._meta()))
+            return json_response(anthropic.model_card(self.engine.model_id, self._created_at()))  # type: ignore
+        return json_response(openai.model_card(self.engine.model_id, self.config.created, self._meta()))  # type: ignore
+
+    def _router_models(self, request: Request, only: str | None = None) -> WSGIApp:
+        """Every model the router serves (or one), loaded or not; OpenAI cards say which are loaded."""
+        assert self.router is not None
+        ids = [only] if only else self.router.ids
+        if self.is_anthropic(request):
+            cards = [anthropic.model_card(mid, self._created_at()) for mid in ids]
+            if only:
+                return json_response(cards[0])
+            return json_response({"data": cards, "has_more": False, "first_id": ids[0], "last_id": ids[-1]})
+        data = []
+        for mid in ids:
+            engine = self.router.loaded_engine(mid)
+            meta = self._meta(engine) if engine is not None else {}
+            data.append(openai.model_card(mid, self.config.created, dict(meta, loaded=engine is not None)))
+        return json_response(data[0] if only else {"object": "list", "data": data})
 
     def on_tokenize(self, request: Request) -> WSGIApp:
         with self.preparing():
             body = self.json_body(request)
+            engine = self.engine_for(body)
             content = require(body, "content")
             if not isinstance(content, str):
                 raise InvalidRequestError("content must be a string", param="content")
-            tokens = self.engine.tokenize(content, add_special=get_bool(body, "add_special", False),
-                                          parse_special=get_bool(body, "parse_special", True))
+            tokens = engine.tokenize(content, add_special=get_bool(body, "add_special", False),
+                                     parse_special=get_bool(body, "parse_special", True))
         if get_bool(body, "with_pieces"):
-            return json_response({"tokens": [{"id": t, "piece": self.engine.token_piece(t)} for t in tokens]})
+            return json_response({"tokens": [{"id": t, "piece": engine.token_piece(t)} for t in tokens]})
         return json_response({"tokens": tokens})
 
     def on_detokenize(self, request: Request) -> WSGIApp:
         with self.preparing():
             body = self.json_body(request)
+            engine = self.engine_for(body)
             tokens = get_list(body, "tokens") or []
             if not all(isinstance(t, int) and not isinstance(t, bool) for t in tokens):
                 raise InvalidRequestError("tokens must be an array of integers", param="tokens")
-            return json_response({"content": self.engine.detokenize(tokens)})
+            return json_response({"content": engine.detokenize(tokens)})
 
     def on_embeddings(self, request: Request) -> WSGIApp:
         with self.preparing():
-            inputs, fmt = openai.parse_embeddings(self.json_body(request), self.config.limits)
-            texts = [item if isinstance(item, str) else self.engine.detokenize(item) for item in inputs]
-        result = self.engine.embed(texts)
+            body = self.json_body(request)
+            engine = self.engine_for(body)
+            inputs, fmt = openai.parse_embeddings(body, self.config.limits)
+            texts = [item if isinstance(item, str) else engine.detokenize(item) for item in inputs]
+        result = engine.embed(texts)
         return json_response(openai.embeddings_response(result.vectors, result.n_tokens,
-                                                        model=self.engine.model_id, encoding_format=fmt))
+                                                        model=engine.model_id, encoding_format=fmt))
 
     # ------------------------------------------------------------ OpenAI generation
 
     def on_chat(self, request: Request) -> WSGIApp:
         with self.preparing():
-            call = openai.parse_chat(self.json_body(request), self.config.limits)
-            job = self.engine.chat(call.request)
-        ids = dict(id=openai.new_id("chatcmpl-"), model=self.engine.model_id, created=int(time.time()))
+            body = self.json_body(request)
+            call = openai.parse_chat(body, self.config.limits)
+            job, model_id = self.submit(body.get("model"), lambda engine: engine.chat(call.request))
+        ids = dict(id=openai.new_id("chatcmpl-"), model=model_id, created=int(time.time()))
         if call.stream:
             chunks = openai.ChatChunks(include_usage=call.include_usage, **ids)
             return self.responder.openai_stream(job, chunks, first=chunks.first())
@@ -313,9 +362,10 @@ class App:
 
     def on_completions(self, request: Request) -> WSGIApp:
         with self.preparing():
-            call = openai.parse_completion(self.json_body(request), self.config.limits)
-            job = self.engine.complete(call.request)
-        ids = dict(id=openai.new_id("cmpl-"), model=self.engine.model_id, created=int(time.time()))
+            body = self.json_body(request)
+            call = openai.parse_completion(body, self.config.limits)
+            job, model_id = self.submit(body.get("model"), lambda engine: engine.complete(call.request))
+        ids = dict(id=openai.new_id("cmpl-"), model=model_id, created=int(time.time()))
         if call.stream:
             chunks = openai.CompletionChunks(include_usage=call.include_usage, **ids)
             return self.responder.openai_stream(job, chunks, first=None)
@@ -334,8 +384,8 @@ class App:
     def on_messages(self, request: Request) -> WSGIApp:
         with self.preparing():
             call = self._messages_request(request, count_only=False)
-            job = self.engine.chat(call.request)
-        stream = anthropic.MessageStream(id=anthropic.new_message_id(), model=call.model or self.engine.model_id)
+            job, model_id = self.submit(call.model, lambda engine: engine.chat(call.request))
+        stream = anthropic.MessageStream(id=anthropic.new_message_id(), model=call.model or model_id)
         if call.stream:
             return self.responder.anthropic_stream(job, stream)
 
@@ -347,7 +397,8 @@ class App:
     def on_count_tokens(self, request: Request) -> WSGIApp:
         with self.preparing():
             call = self._messages_request(request, count_only=True)
-            return json_response(anthropic.count_tokens_response(self.engine.count_chat_tokens(call.request)))
+            engine = self.engine_for({"model": call.model})
+            return json_response(anthropic.count_tokens_response(engine.count_chat_tokens(call.request)))
 
 
 def anthropic_events(stream: anthropic.MessageStream, n_prompt: int, events: list[Any]) -> list[Any]:
@@ -359,6 +410,13 @@ def anthropic_events(stream: anthropic.MessageStream, n_prompt: int, events: lis
         elif isinstance(event, Finished):
             out += stream.finish(event)
     return out
+
+
+def _model_field(value: Any) -> str | None:
+    """A request's `model` (router mode): a string, or None for the default model."""
+    if value is not None and not isinstance(value, str):
+        raise InvalidRequestError("model must be a string", param="model")
+    return value or None
 
 
 def _finished_of(events: list[Any]) -> Finished:
@@ -391,8 +449,9 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(data, status=status, headers=headers, mimetype="application/json")
 
 
-def create_app(engine: Engine, config: ServerConfig | None = None) -> App:
-    """The WSGI app for `engine` (any WSGI server can run it; `llamactypes.serve` uses werkzeug's)."""
+def create_app(engine: Engine | ModelRouter, config: ServerConfig | None = None) -> App:
+    """The WSGI app for `engine`, or for every model of a `ModelRouter` (any WSGI server can run it;
+    `llamactypes.serve` uses werkzeug's)."""
     return App(engine, config)
 
 

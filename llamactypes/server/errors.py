@@ -4,6 +4,7 @@ Statuses come from exception classes, never from message text:
 
     InvalidRequestError (and ContextOverflowError, GrammarError, SchemaError,
     ChatTemplateError)                              400
+    UnknownModelError (router: no such model id)    404 (model_not_found / not_found_error)
     ApiError (401 bad key, 404, 405, 413, ...)      its own status
     werkzeug HTTPException (404, 405, 413)          its own code
     BusyError                                       503 (OpenAI) / 529 overloaded (Anthropic), Retry-After
@@ -24,6 +25,7 @@ from typing import Any
 from werkzeug.exceptions import HTTPException
 
 from ..errors import BusyError, ClosedError, ContextOverflowError, InvalidRequestError
+from .router import UnknownModelError
 
 __all__ = ["ApiError", "ErrorInfo", "error_info", "openai_error_body", "anthropic_error_body"]
 
@@ -64,6 +66,8 @@ def error_info(exc: BaseException) -> ErrorInfo:
     if isinstance(exc, ContextOverflowError):
         return ErrorInfo(400, str(exc), exc.param, "context_length_exceeded",
                          extra={"n_prompt_tokens": exc.n_prompt, "n_ctx": exc.n_ctx})
+    if isinstance(exc, UnknownModelError):
+        return ErrorInfo(404, str(exc), exc.param, "model_not_found")
     if isinstance(exc, InvalidRequestError):
         return ErrorInfo(400, str(exc), exc.param)
     if isinstance(exc, BusyError):

@@ -29,12 +29,17 @@ def test_manifest_records_the_pin() -> None:
     assert manifest["llama_cpp_tag"] == "b11434"
     assert manifest["backend"] in ("cpu", "cuda", "metal", "vulkan")
     assert any(name.startswith("libllama") for name in manifest["files"])
+    # --rpc is recorded, and matches what was installed (manifests from before --rpc: plain builds)
+    assert manifest.get("rpc", False) == any(name.startswith("libggml-rpc") for name in manifest["files"])
 
 
 def test_second_run_is_instant_and_idempotent(native_lock: None) -> None:
     out = subprocess.run(FETCH, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "already installed" in out.stderr
+    assert "active build: " in out.stderr
+    if json.loads((_installed_dir() / "manifest.json").read_text()).get("rpc"):
+        assert "kept: the RPC build is a superset" in out.stderr  # a plain run does not replace it
 
 
 def test_libraries_still_load_after_being_moved(tmp_path: Path, native_lock: None) -> None:

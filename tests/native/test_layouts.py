@@ -72,7 +72,7 @@ def test_pinned_sizes_recorded_in_version_module(c_layouts: dict) -> None:
 
 # ---------------------------------------------------------------- function signatures
 
-_PROTO = re.compile(r"(?:LLAMA_API|GGML_API)\s+([^;(]*?)\b(\w+)\s*\(([^;]*?)\)\s*(?:,\s*\"[^\"]*\"\s*\))?;", re.S)
+_PROTO = re.compile(r"(?:LLAMA_API|GGML_API|GGML_BACKEND_API)\s+([^;(]*?)\b(\w+)\s*\(([^;]*?)\)\s*(?:,\s*\"[^\"]*\"\s*\))?;", re.S)
 _INT_TYPES = {
     "int32_t": ctypes.c_int32, "uint32_t": ctypes.c_uint32, "int64_t": ctypes.c_int64, "uint64_t": ctypes.c_uint64,
     "int": ctypes.c_int, "float": ctypes.c_float, "double": ctypes.c_double, "bool": ctypes.c_bool,
@@ -80,12 +80,12 @@ _INT_TYPES = {
     "llama_token": ctypes.c_int32, "llama_pos": ctypes.c_int32, "llama_seq_id": ctypes.c_int32,
 }
 _POINTER_TYPEDEFS = {"llama_memory_t", "ggml_log_callback", "ggml_abort_callback", "llama_progress_callback",
-                     "ggml_threadpool_t", "ggml_backend_dev_t"}
+                     "ggml_threadpool_t", "ggml_backend_dev_t", "ggml_backend_reg_t"}
 
 
 def _prototypes(llama_source: Path) -> dict[str, tuple[str, list[str]]]:
     text = ""
-    for header in ("include/llama.h", "ggml/include/ggml-backend.h"):
+    for header in ("include/llama.h", "ggml/include/ggml-backend.h", "ggml/include/ggml-rpc.h"):
         raw = (llama_source / header).read_text()
         text += re.sub(r"//[^\n]*", "", raw)
     protos = {}
@@ -124,7 +124,9 @@ def _check(c_type: str, py_type: object) -> str | None:
 def test_every_declaration_matches_its_prototype(llama_source: Path) -> None:
     protos = _prototypes(llama_source)
     problems = []
-    for name, (argtypes, restype) in api.DECLARED.items():
+    # the RPC entry points reached through ggml_backend_reg_get_proc_address are checked the same way
+    declared = {**api.DECLARED, **api.rpc.PROC_TYPES}
+    for name, (argtypes, restype) in declared.items():
         if name not in protos:
             problems.append(f"{name}: not in the pinned headers")
             continue
@@ -146,3 +148,15 @@ def test_every_declaration_matches_its_prototype(llama_source: Path) -> None:
 
 def test_library_exports_every_declared_function(native_lock: None) -> None:
     assert api.bind_all() == []
+
+
+def test_rpc_protocol_constants_match_the_header(llama_source: Path) -> None:
+    """The version the probe expects is the one the pinned ggml-rpc.h (and so the workers) speak."""
+    header = (llama_source / "ggml" / "include" / "ggml-rpc.h").read_text()
+    for name in ("RPC_PROTO_MAJOR_VERSION", "RPC_PROTO_MINOR_VERSION", "RPC_PROTO_PATCH_VERSION",
+                 "GGML_RPC_MAX_SERVERS"):
+        value = re.search(rf"#define\s+{name}\s+(\d+)", header)
+        assert value is not None and int(value.group(1)) == getattr(api.rpc, name), name
+    source = (llama_source / "ggml" / "src" / "ggml-rpc")
+    assert "RPC_CMD_HELLO == 14" in (source / "ggml-rpc.cpp").read_text()
+    assert f"RPC_CONN_CAPS_SIZE = {api.rpc.RPC_CONN_CAPS_SIZE};" in (source / "transport.h").read_text()

@@ -17,6 +17,7 @@ EXPECTED = {
     "DecodeError", "InvalidRequestError", "ContextOverflowError", "GrammarError", "SchemaError",
     "ChatTemplateError", "BusyError", "ServerStartError", "ServerError",
 }
+EXPECTED |= {"RpcEndpointError", "RpcUnavailableError"}
 
 
 def test_exported_names_are_exactly_the_intended_ones() -> None:
