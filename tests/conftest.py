@@ -11,7 +11,7 @@ from __future__ import annotations
 import fcntl
 import os
 import sys
-import time
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -46,19 +46,22 @@ def llama_source() -> Path:
 
 @pytest.fixture(scope="session")
 def native_lock() -> Iterator[None]:
-    """Hold the machine-wide llama.cpp lock for the rest of the session."""
+    """Hold the machine-wide llama.cpp lock for the rest of the session.
+
+    The wait is a blocking `flock` (in a helper thread, so it can time out): polling with
+    LOCK_NB loses every time to processes queued in the kernel with `flock CMD`."""
     path = Path(os.environ.get("TMPDIR", "/tmp")) / "llamactypes-native.lock"
     with open(path, "w") as fh:
-        deadline = time.monotonic() + 900
-        while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"another process held {path} for 15 minutes (don't wrap pytest in flock: "
-                                "the test session takes this lock itself)")
-                time.sleep(0.5)
+        got = threading.Event()
+
+        def wait() -> None:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            got.set()
+
+        threading.Thread(target=wait, name="native-lock", daemon=True).start()
+        if not got.wait(900):
+            pytest.fail(f"another process held {path} for 15 minutes (don't wrap pytest in flock: "
+                        "the test session takes this lock itself)")
         yield
 
 
