@@ -23,6 +23,9 @@ class Limits:
     # --- HTTP (server/) --------------------------------------------------------
     max_body_bytes: int = 32 * 1024 * 1024  # request body; `serve --max-body`
 
+    # --- Responses API (server/response_store.py) ---------------------------------
+    max_stored_responses: int = 256  # responses kept for previous_response_id / GET (oldest dropped first)
+
 
 DEFAULT_LIMITS = Limits()
 
