@@ -393,4 +393,3 @@ def grammar_to_regex(definition: str, syntax: str) -> str:
         raise UnsupportedGrammar(f"grammar syntax {syntax!r} (only lark and regex)")
     rules, start = lark_rules(definition)
     return _regex(("ref", start), rules, ())
-

@@ -397,7 +397,8 @@ def parse_responses(body: Mapping[str, Any], previous: Sequence[Mapping[str, Any
     )
     echo = {
         "instructions": instructions, "max_output_tokens": max_output,
-        "parallel_tool_calls": request.parallel_tool_calls, "previous_response_id": get_str(body, "previous_response_id"),
+        "parallel_tool_calls": request.parallel_tool_calls,
+        "previous_response_id": get_str(body, "previous_response_id"),
         "temperature": request.sampling.temperature, "top_p": request.sampling.top_p,
         "tool_choice": body.get("tool_choice") or "auto", "tools": list(body.get("tools") or []),
         "text": get_object(body, "text") or {"format": {"type": "text"}},

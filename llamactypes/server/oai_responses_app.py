@@ -47,7 +47,11 @@ def _parse(app: Any, request: Request) -> ResponsesCall:
 
 
 def _error_code(info: Any) -> str:
-    return info.code or ("server_error" if info.status >= 500 else "invalid_request")
+    """`response.error.code`: context_length_exceeded stays (Codex compacts on it, though the SDK's
+    list of codes lacks it); others map to the API's codes."""
+    if info.code == "context_length_exceeded":
+        return info.code
+    return "server_error" if info.status >= 500 else "invalid_prompt"
 
 
 def _events_response(events: Iterator[bytes]) -> Response:
@@ -129,5 +133,3 @@ def count_input_tokens(app: Any, request: Request) -> dict[str, Any]:
     """`POST /v1/responses/input_tokens`: the tokens the model would read for this request."""
     call = _parse(app, request)
     return input_tokens_response(app.engine.count_chat_tokens(call.request))
-
-
