@@ -30,10 +30,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from ..engine.types import ChatRequest, Sampling
+from ..engine.types import ChatRequest
 from ..errors import GrammarError, InvalidRequestError
 from ..grammar.lark_to_gbnf import UnsupportedGrammar, grammar_to_regex
-from .fields import get_bool, get_int, get_list, get_number, get_object, get_str
+from .fields import get_bool, get_int, get_list, get_object, get_str
+from .openai import parse_sampling
 
 __all__ = [
     "ToolInfo", "ResponsesCall", "parse_responses", "new_response_id", "flat_name",
@@ -391,9 +392,7 @@ def parse_responses(body: Mapping[str, Any], previous: Sequence[Mapping[str, Any
         response_format=_response_format(get_object(body, "text")),
         enable_thinking=_thinking(get_object(body, "reasoning")),
         max_tokens=max_output,
-        sampling=Sampling(temperature=get_number(body, "temperature", lo=0.0),
-                          top_p=get_number(body, "top_p", lo=0.0, hi=1.0),
-                          seed=get_int(body, "seed")),
+        sampling=parse_sampling(body),  # temperature, top_p, and llama-server's extensions (top_k, seed, ...)
     )
     echo = {
         "instructions": instructions, "max_output_tokens": max_output,
