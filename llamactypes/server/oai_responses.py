@@ -149,6 +149,10 @@ class _Conversation:
             self.messages.append(last)
         return last
 
+    @property
+    def pending_reasoning(self) -> bool:
+        return bool(self._reasoning)
+
     def message(self, role: str, text: str) -> None:
         if role == "developer":
             role = "system"
@@ -163,22 +167,18 @@ class _Conversation:
         self._flush_reasoning()
 
     def reasoning(self, text: str) -> None:
-        if text:
-            self._reasoning += text
-            self._flush_reasoning(only_assistant=True)
+        """Reasoning items precede the message or call they led to: kept until that one comes."""
+        self._reasoning += text
 
-    def _flush_reasoning(self, only_assistant: bool = False) -> None:
-        """Reasoning items precede the message or call they led to: attach them there."""
+    def _flush_reasoning(self) -> None:
         last = self.messages[-1] if self.messages else None
-        if self._reasoning and last is not None and last["role"] == "assistant" and not only_assistant:
+        if self._reasoning and last is not None and last["role"] == "assistant":
             last["reasoning_content"] = last.get("reasoning_content", "") + self._reasoning
             self._reasoning = ""
 
     def call(self, call_id: str, name: str, arguments: str) -> None:
         target = self._assistant()
-        if self._reasoning:
-            target["reasoning_content"] = target.get("reasoning_content", "") + self._reasoning
-            self._reasoning = ""
+        self._flush_reasoning()
         target.setdefault("tool_calls", []).append(
             {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}})
 
@@ -232,7 +232,7 @@ def input_messages(value: Any) -> list[dict[str, Any]]:
     conv = _Conversation()
     for i, item in enumerate(value):
         _add_item(conv, item, f"input[{i}]")
-    if conv._reasoning:
+    if conv.pending_reasoning:
         log.info("responses: a trailing reasoning item has no message after it; left out")
     return conv.messages
 
