@@ -205,13 +205,21 @@ def start_server(model: str | None, n_ctx: int, threads: int | None, timeout: fl
     return ServerProcess(argv, f"http://127.0.0.1:{port}", timeout=timeout)
 
 
+def _terminated(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
 def _run_client(argv: Sequence[str], env: dict[str, str]) -> int:
-    """Run the client in the foreground; Ctrl-C goes to it (it shares our terminal), not to us."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """Run the client in the foreground; Ctrl-C goes to it (it shares our terminal), not to us.
+    SIGTERM/SIGHUP to us end the client too (`subprocess.call` kills it when interrupted), then
+    the server and the private directory go in the callers' `finally` blocks."""
+    previous = {sig: signal.signal(sig, handler) for sig, handler in
+                ((signal.SIGINT, signal.SIG_IGN), (signal.SIGTERM, _terminated), (signal.SIGHUP, _terminated))}
     try:
         return subprocess.call(list(argv), env=env)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 # ------------------------------------------------------------------ main

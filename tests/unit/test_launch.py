@@ -138,3 +138,26 @@ def test_clear_errors(agent: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any,
     assert main(["codex"]) == 2 and "LLAMACTYPES_CODEX" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["vim"])
+
+
+def test_terminating_launch_ends_the_client_the_server_and_the_private_dir(agent: Path, tmp_path: Path) -> None:
+    """`launch` itself gets SIGTERM while the client runs: nothing is left behind."""
+    import signal
+    import subprocess
+    import time
+
+    script = (f"import sys; sys.path.insert(0, {str(Path(__file__).parents[2])!r})\n"
+              "from tests.unit.test_launch import _fake_serve_command\n"
+              "from llamactypes import launch\n"
+              "launch.serve_command = _fake_serve_command\n"
+              "sys.exit(launch.main(['codex', '--', '--sleep']))\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "FAKE_AGENT_SLEEP": "60"})
+    deadline = time.monotonic() + 60
+    while not agent.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    rec = read(agent)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 128 + signal.SIGTERM
+    assert server_gone(rec["base_url"]) and not Path(rec["env"]["CODEX_HOME"]).exists()
+    with pytest.raises(ProcessLookupError):
+        os.kill(rec["pid"], 0)
