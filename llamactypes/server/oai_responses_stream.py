@@ -76,12 +76,13 @@ class _InputDecoder:
         self.emitted = len(text)
         return new
 
-    def final(self) -> str:
-        """The whole input: the decoded string, or the raw arguments when they are not that shape."""
+    def final(self, streamed: str) -> str:
+        """The whole input: the decoded string; what was decoded so far when the arguments were cut
+        (max_output_tokens); the raw arguments when they are not `{"input": "..."}` at all."""
         try:
             value = json.loads(self.raw)
         except ValueError:
-            return self.raw
+            return streamed if _INPUT_START.match(self.raw) else self.raw
         if isinstance(value, dict) and isinstance(value.get("input"), str):
             return value["input"]
         return self.raw
@@ -249,7 +250,7 @@ class ResponseStream:
         else:
             decoder = self._decoder
             assert decoder is not None
-            final = decoder.final()
+            final = decoder.final(item["input"])
             if final.startswith(item["input"]) and len(final) > len(item["input"]):
                 rest = final[len(item["input"]):]
                 out.append(self._event("response.custom_tool_call_input.delta", delta=rest, **where))

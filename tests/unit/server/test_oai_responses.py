@@ -202,6 +202,15 @@ def test_function_and_custom_tool_call_events() -> None:
                                                             "call_b")
 
 
+def test_a_custom_call_cut_by_max_output_tokens_keeps_the_decoded_input() -> None:
+    call = parse(tools=[{"type": "custom", "name": "c"}], max_output_tokens=3)
+    out, _ = run(call, [Delta("tool_call", index=0, id="call_c", name="c", arguments='{"input": "ab\\n'),
+                        Delta("tool_call", index=0, arguments='cd'), Finished("length", Usage(1, 3))])
+    check_events(out)
+    item = out[-1][1]["response"]["output"][0]
+    assert (item["type"], item["input"], item["status"]) == ("custom_tool_call", "ab\ncd", "incomplete")
+
+
 def test_max_output_tokens_makes_the_response_incomplete() -> None:
     out, _ = run(parse(max_output_tokens=2), [Delta("content", "ab"), Finished("length", Usage(1, 2))])
     check_events(out)
