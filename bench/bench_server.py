@@ -122,6 +122,9 @@ def responses_vs_chat(url: str, args: argparse.Namespace, banned: dict[int, floa
     tps_c, tps_r = alternate(max(2, args.runs // 2),
                              lambda i: served(url, messages_for(f"C{i}"), args.tokens, banned),
                              lambda i: served_responses(url, messages_for(f"R{i}"), args.tokens, banned))
+    if args.verbose:
+        print("tok/s chat:     ", [round(r, 1) for _, r in tps_c])
+        print("tok/s responses:", [round(r, 1) for _, r in tps_r])
     med = statistics.median
     c_ttft, r_ttft = med(t for t, _ in ttft_c), med(t for t, _ in ttft_r)
     c_tps, r_tps = med(r for _, r in tps_c), med(r for _, r in tps_r)
