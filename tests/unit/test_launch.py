@@ -161,3 +161,8 @@ def test_terminating_launch_ends_the_client_the_server_and_the_private_dir(agent
     assert server_gone(rec["base_url"]) and not Path(rec["env"]["CODEX_HOME"]).exists()
     with pytest.raises(ProcessLookupError):
         os.kill(rec["pid"], 0)
+
+
+def test_the_hand_written_codex_example_says_what_launch_writes() -> None:
+    example = tomllib.loads((Path(__file__).parents[2] / "examples" / "codex_config.toml").read_text())
+    assert example == tomllib.loads(launch.codex_config("http://127.0.0.1:11434", "local", 16384))
