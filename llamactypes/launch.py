@@ -139,20 +139,24 @@ def claude_env(base_url: str, model: str, n_ctx: int) -> dict[str, str]:
     max_output = max(1024, min(8192, n_ctx // 4))
     window = _CLAUDE_WINDOW - max_output
     pct = max(1.0, round(100 * 0.75 * (n_ctx - max_output) / window, 2))
+    tuning = {
+        "CLAUDE_CODE_AUTO_COMPACT_WINDOW": str(_CLAUDE_WINDOW),
+        "CLAUDE_AUTOCOMPACT_PCT_OVERRIDE": str(pct),
+        "CLAUDE_CODE_MAX_OUTPUT_TOKENS": str(max_output),
+        "CLAUDE_STREAM_IDLE_TIMEOUT_MS": "1800000",       # long prompts on a CPU
+    }
+    tuning = {key: os.environ.get(key) or value for key, value in tuning.items()}  # the user's own values win
     return {
+        **tuning,
         "ANTHROPIC_BASE_URL": base_url,
         "ANTHROPIC_API_KEY": os.environ.get(API_KEY_ENV) or "local",
         "ANTHROPIC_MODEL": model, "ANTHROPIC_SMALL_FAST_MODEL": model,
         "ANTHROPIC_DEFAULT_OPUS_MODEL": model, "ANTHROPIC_DEFAULT_SONNET_MODEL": model,
         "ANTHROPIC_DEFAULT_HAIKU_MODEL": model,
-        "CLAUDE_CODE_AUTO_COMPACT_WINDOW": str(_CLAUDE_WINDOW),
-        "CLAUDE_AUTOCOMPACT_PCT_OVERRIDE": str(pct),
-        "CLAUDE_CODE_MAX_OUTPUT_TOKENS": str(max_output),
         "CLAUDE_CODE_ATTRIBUTION_HEADER": "0",            # no per-session header: the prompt prefix stays cached
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",  # no telemetry, updates or error reports
         "DISABLE_TELEMETRY": "1", "DISABLE_ERROR_REPORTING": "1", "DISABLE_AUTOUPDATER": "1",
         "CLAUDE_CODE_DISABLE_NONSTREAMING_FALLBACK": "1",
-        "CLAUDE_STREAM_IDLE_TIMEOUT_MS": "1800000",       # long prompts on a CPU
     }
 
 

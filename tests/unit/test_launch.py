@@ -101,6 +101,14 @@ def test_claude_gets_environment_variables(agent: Path) -> None:
     assert server_gone(rec["base_url"])
 
 
+def test_claude_tuning_the_user_set_wins(agent: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLAUDE_AUTOCOMPACT_PCT_OVERRIDE", "100")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "https://elsewhere.example")
+    assert main(["claude", "--", "-p", "hi"]) == 0
+    env = read(agent)["env"]
+    assert env["CLAUDE_AUTOCOMPACT_PCT_OVERRIDE"] == "100" and env["ANTHROPIC_BASE_URL"].startswith("http://127.0.0.1")
+
+
 @pytest.mark.parametrize("how, code", [(["--exit", "7"], 7), (["--die"], -9)])
 def test_the_server_is_gone_when_the_client_exits_or_is_killed(agent: Path, how: list[str], code: int) -> None:
     assert main(["codex", "--", *how]) == code
