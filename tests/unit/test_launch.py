@@ -7,12 +7,16 @@ import json
 import os
 import stat
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10: the test extra installs tomli
+    import tomli as tomllib
 
 from llamactypes import launch
 from llamactypes.launch import main
