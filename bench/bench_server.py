@@ -16,9 +16,12 @@ Issue 10's request checks (body walk for depth/Unicode/finite numbers, Host/Orig
 field ranges and counts) run on every request before the queue: `--checks-only` times them alone
 (no model, no lock needed) on the bench's chat body and on Claude Code's recorded ~20k-token
 request, against plain `json.loads` in the same run; the full run adds that row to the table.
+
+`--responses` compares the OpenAI Responses API (`/v1/responses`, streamed) with chat completions
+on the same server, alternating (issue 12's target: TTFT and tokens/s >= 0.95x chat completions).
 Run it alone (llama.cpp's threads spin): `flock /tmp/llamactypes-native.lock python bench/bench_server.py`.
 
-    python bench/bench_server.py [--model PATH] [--threads 2] [--tokens 128] [--runs 5] [--markdown]
+    python bench/bench_server.py [--model PATH] [--threads 2] [--tokens 128] [--runs 5] [--markdown] [--responses]
     python bench/bench_server.py --checks-only
 """
 
@@ -89,6 +92,61 @@ def served(url: str, messages: list[dict[str, str]], n: int, banned: dict[int, f
                 last = now
     assert first is not None and last is not None
     return first - start, (generated - 1) / (last - first)
+
+
+def served_responses(url: str, messages: list[dict[str, str]], n: int,
+                     banned: dict[int, float]) -> tuple[float, float]:
+    """(TTFT s, tokens/s) through /v1/responses, streamed; tokens counted from `response.completed`."""
+    body = {"instructions": messages[0]["content"], "input": messages[1:], "max_output_tokens": n,
+            "temperature": 0, "stream": True, "store": False,
+            "logit_bias": {str(k): False for k in banned}}  # llama-server's extension, as for chat
+    start = time.perf_counter()
+    first = last = None
+    generated = 0
+    with requests.post(url + "/v1/responses", json=body, stream=True, timeout=600) as response:
+        for event in iter_sse(response.iter_content(chunk_size=None)):
+            data = json.loads(event.data)
+            if event.event == "response.output_text.delta" and data["delta"]:
+                now = time.perf_counter()
+                first = first or now
+                last = now
+            elif event.event in ("response.completed", "response.incomplete"):
+                generated = data["response"]["usage"]["output_tokens"]
+    assert first is not None and last is not None
+    return first - start, (generated - 1) / (last - first)
+
+
+def responses_vs_chat(url: str, args: argparse.Namespace, banned: dict[int, float]) -> list[tuple[str, ...]]:
+    """Rows: chat completions vs the Responses API, cold TTFT and tokens/s, alternating."""
+    def new_chat(tag: str) -> list[dict[str, str]]:
+        return messages_for(f"{tag}{os.urandom(3).hex()}")
+
+    served_responses(url, messages_for("warmup-r"), 8, banned)
+    ttft_c, ttft_r = alternate(args.runs, lambda i: served(url, new_chat("c"), 2, banned),
+                               lambda i: served_responses(url, new_chat("r"), 2, banned))
+    tps_c, tps_r = alternate(max(2, args.runs // 2),
+                             lambda i: served(url, messages_for(f"C{i}"), args.tokens, banned),
+                             lambda i: served_responses(url, messages_for(f"R{i}"), args.tokens, banned))
+    if args.verbose:
+        print("tok/s chat:     ", [round(r, 1) for _, r in tps_c])
+        print("tok/s responses:", [round(r, 1) for _, r in tps_r])
+    med = statistics.median
+    c_ttft, r_ttft = med(t for t, _ in ttft_c), med(t for t, _ in ttft_r)
+    c_tps, r_tps = med(r for _, r in tps_c), med(r for _, r in tps_r)
+    return [("TTFT, cold cache (chat completions vs responses)", f"{c_ttft * 1000:.0f} ms",
+             f"{r_ttft * 1000:.0f} ms", f"{c_ttft / r_ttft:.2f}x speed"),
+            (f"generation, {args.tokens} tokens (greedy)", f"{c_tps:.1f} tok/s", f"{r_tps:.1f} tok/s",
+             f"{r_tps / c_tps:.2f}x")]
+
+
+def print_rows(rows: list[tuple[str, ...]], header: tuple[str, ...], markdown: bool) -> None:
+    if markdown:
+        print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+        for row in rows:
+            print("| " + " | ".join(row) + " |")
+    else:
+        for row in rows:
+            print(f"{row[0]:<80} {row[1]:>14} {row[2]:>14} {row[3]:>12}")
 
 
 def alternate(runs: int, a: Callable[[int], tuple[float, float]],
@@ -216,12 +274,24 @@ def main() -> int:
     parser.add_argument("--markdown", action="store_true", help="print a markdown table")
     parser.add_argument("--verbose", action="store_true", help="print every TTFT run")
     parser.add_argument("--checks-only", action="store_true", help="time only the request checks (no model)")
+    parser.add_argument("--responses", action="store_true", help="only compare /v1/responses with chat completions")
     args = parser.parse_args()
     if args.checks_only:
         print_rows(checks_overhead(), ("measure", "without", "with", "difference"), args.markdown)
         return 0
 
     n_ctx = 4096
+    if args.responses:
+        with LiveServer([args.model, "--n-ctx", str(n_ctx), "--threads", str(args.threads),
+                         "--log-level", "warning"]) as server:
+            served(server.url, messages_for("warmup"), 8, {})
+            with requests.post(server.url + "/tokenize", json={"content": "<|endoftext|><|im_end|>"}) as r:
+                banned = {t: float("-inf") for t in r.json()["tokens"]}  # the demo model's end tokens
+            rows = responses_vs_chat(server.url, args, banned)
+        print_rows(rows, ("measure", "chat completions", "responses", "responses / chat"), args.markdown)
+        print(f"\n(median of {args.runs} TTFT runs and {max(2, args.runs // 2)} generation runs, alternating; "
+              f"threads={args.threads}; model {Path(args.model).name}; {os.cpu_count()} CPUs)")
+        return 0
     with Model(args.model, n_ctx=n_ctx, n_threads=args.threads) as model, \
             LiveServer([args.model, "--n-ctx", str(n_ctx), "--threads", str(args.threads),
                         "--log-level", "warning"]) as server:

@@ -97,6 +97,9 @@ class Limits:
     # RPC endpoints one model may use (llama.cpp's GGML_RPC_MAX_SERVERS)
     rpc_max_servers: int = 16
 
+    # --- Responses API (server/response_store.py) ---------------------------------
+    max_stored_responses: int = 256  # responses kept for previous_response_id / GET (oldest dropped first)
+
 
 DEFAULT_LIMITS = Limits()
 

@@ -27,11 +27,12 @@ from ..chat.types import Delta
 from ..engine import Engine, Finished, Usage, fold_events
 from ..errors import BusyError, InvalidRequestError, LlamaError
 from ..limits import DEFAULT_LIMITS, Limits, limit_message
-from . import anthropic, openai
+from . import anthropic, oai_responses_app, openai
 from .body import decode_json_body
 from .errors import ApiError, anthropic_error_body, anthropic_status, error_info, log_text, openai_error_body
 from .fields import get_bool, get_list, raise_how, require
 from .origin import OriginPolicy, is_json_content_type
+from .response_store import ResponseStore
 from .responses import Responder
 from .router import ModelRouter
 
@@ -87,6 +88,10 @@ def _url_map() -> Map:
              Rule("/v1/messages", endpoint="messages", methods=["POST"]),
              Rule("/v1/messages/count_tokens", endpoint="count_tokens", methods=["POST"])]
     rules += [Rule(path, endpoint=endpoint, methods=["POST"]) for path, endpoint in _OPENAI_ROUTES]
+    rules += [Rule("/v1/responses", endpoint="responses", methods=["POST"]),
+              Rule("/responses", endpoint="responses", methods=["POST"]),
+              Rule("/v1/responses/input_tokens", endpoint="responses_input_tokens", methods=["POST"]),
+              Rule("/v1/responses/<response_id>", endpoint="response", methods=["GET", "DELETE"])]
     return Map(rules, strict_slashes=False)
 
 
@@ -100,6 +105,7 @@ class App:
         self.config = config or ServerConfig()
         self.url_map = _url_map()
         self.responder = Responder(self.config, self._track)
+        self.response_store = ResponseStore(DEFAULT_LIMITS.max_stored_responses)
         self._active = 0
         self._active_lock = threading.Lock()
         self._preparing = threading.BoundedSemaphore(self.config.limits.max_preparing)
@@ -262,7 +268,7 @@ class App:
         return json_response({"status": "ok", "model": model_id,
                               "endpoints": ["/v1/chat/completions", "/v1/completions", "/v1/embeddings",
                                             "/v1/models", "/v1/messages", "/v1/messages/count_tokens",
-                                            "/tokenize", "/detokenize", "/health"]})
+                                            "/tokenize", "/detokenize", "/health", "/v1/responses"]})
 
     def on_health(self, request: Request) -> WSGIApp:
         return json_response({"status": "ok"})
@@ -399,6 +405,19 @@ class App:
             call = self._messages_request(request, count_only=True)
             engine = self.engine_for({"model": call.model})
             return json_response(anthropic.count_tokens_response(engine.count_chat_tokens(call.request)))
+
+    # ------------------------------------------------------------ OpenAI Responses (oai_responses_app.py)
+
+    def on_responses(self, request: Request) -> WSGIApp:
+        return oai_responses_app.create_response(self, request)
+
+    def on_responses_input_tokens(self, request: Request) -> WSGIApp:
+        return json_response(oai_responses_app.count_input_tokens(self, request))
+
+    def on_response(self, request: Request, response_id: str) -> WSGIApp:
+        if request.method == "DELETE":
+            return json_response(oai_responses_app.delete_response(self, request, response_id))
+        return json_response(oai_responses_app.get_response(self, request, response_id))
 
 
 def anthropic_events(stream: anthropic.MessageStream, n_prompt: int, events: list[Any]) -> list[Any]:

@@ -13,7 +13,8 @@ Statuses come from exception classes, never from message text:
                                                     stays in the server log, under that id
 
 OpenAI body:    {"error": {"message", "type", "param", "code"}}
-Anthropic body: {"type": "error", "error": {"type", "message"}}
+Anthropic body: {"type": "error", "error": {"type", "message"}}; a context overflow says
+                "prompt is too long: N tokens > M maximum" (Anthropic's words: Claude Code compacts on it)
 """
 
 from __future__ import annotations
@@ -114,7 +115,10 @@ def anthropic_error_body(info: ErrorInfo) -> dict[str, Any]:
     status = anthropic_status(info)
     kind = _ANTHROPIC_TYPES.get(status, "invalid_request_error" if status < 500 else "api_error")
     message = info.message
-    if info.param and info.param not in message:
+    if info.code == "context_length_exceeded" and "n_prompt_tokens" in info.extra:
+        # Anthropic's own wording: Claude Code reads the two numbers from it and compacts
+        message = f"prompt is too long: {info.extra['n_prompt_tokens']} tokens > {info.extra['n_ctx']} maximum"
+    elif info.param and info.param not in message:
         message = f"{info.param}: {message}"
     return {"type": "error", "error": {"type": kind, "message": message}}
 

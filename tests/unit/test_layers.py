@@ -19,7 +19,8 @@ LAYERS = {
     "engine": 7,
     "server": 8,
     "client": 9,
-    "serve": 10, "cli": 10, "pool": 10, "fetchlib": 10, "rpc_worker": 10, "__init__": 10, "__main__": 10,
+    "serve": 10, "cli": 10, "launch": 10, "pool": 10, "fetchlib": 10, "rpc_worker": 10, "__init__": 10,
+    "__main__": 10,
 }
 # layers that must stay free of ctypes and of each other's internals
 PURE = {"grammar", "chat", "client"}
