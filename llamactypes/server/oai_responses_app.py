@@ -30,7 +30,7 @@ log = logging.getLogger("llamactypes.server")
 WSGIApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
 
 
-def _parse(app: Any, request: Request) -> ResponsesCall:
+def _parse(app: Any, request: Request) -> tuple[ResponsesCall, dict[str, Any]]:
     body = app.json_body(request)
     previous = body.get("previous_response_id")
     conversation = None
@@ -43,7 +43,7 @@ def _parse(app: Any, request: Request) -> ResponsesCall:
                            "while the server runs, and only when the request did not say store: false).",
                            param="previous_response_id", code="previous_response_not_found")
         conversation = stored.conversation
-    return parse_responses(body, conversation)
+    return parse_responses(body, conversation), body
 
 
 def _error_code(info: Any) -> str:
@@ -83,21 +83,23 @@ def responses_sse(responder: Any, job: Job, stream: ResponseStream,
 
 def create_response(app: Any, request: Request) -> WSGIApp:
     """`POST /v1/responses`."""
-    call = _parse(app, request)
-    stream = ResponseStream(call, id=new_response_id(), model=app.engine.model_id)
+    with app.preparing():  # the same bound on pre-queue work as every generation route
+        call, body = _parse(app, request)
+        try:
+            job, model_id = app.submit(body.get("model"), lambda engine: engine.chat(call.request))
+        except ContextOverflowError as exc:
+            if not call.stream:
+                raise
+            log.info("POST /v1/responses: %s (sent as response.failed)", exc)
+            stream = ResponseStream(call, id=new_response_id(), model=app.engine_for(body).model_id)
+            events = stream.start() + stream.fail("context_length_exceeded", str(exc))
+            return _events_response(iter([sse_event(data, name) for name, data in events]))
+    stream = ResponseStream(call, id=new_response_id(), model=model_id)
 
     def remember(response: dict[str, Any]) -> None:
         if call.store and response["status"] in ("completed", "incomplete"):
             app.response_store.put(response["id"], StoredResponse(response, stored_conversation(call, response)))
 
-    try:
-        job = app.engine.chat(call.request)
-    except ContextOverflowError as exc:
-        if not call.stream:
-            raise
-        log.info("POST /v1/responses: %s (sent as response.failed)", exc)
-        events = stream.start() + stream.fail("context_length_exceeded", str(exc))
-        return _events_response(iter([sse_event(data, name) for name, data in events]))
     if call.stream:
         return responses_sse(app.responder, job, stream, remember)
 
@@ -131,5 +133,6 @@ def delete_response(app: Any, request: Request, response_id: str) -> dict[str, A
 
 def count_input_tokens(app: Any, request: Request) -> dict[str, Any]:
     """`POST /v1/responses/input_tokens`: the tokens the model would read for this request."""
-    call = _parse(app, request)
-    return input_tokens_response(app.engine.count_chat_tokens(call.request))
+    with app.preparing():
+        call, body = _parse(app, request)
+        return input_tokens_response(app.engine_for(body).count_chat_tokens(call.request))

@@ -135,7 +135,7 @@ def test_max_output_tokens_is_an_incomplete_response(client: Client) -> None:
 def test_bad_requests_are_openai_error_bodies(client: Client) -> None:
     r = client.post("/v1/responses", json={"input": [{"role": "robot", "content": "x"}]})
     assert r.status_code == 400 and r.json["error"]["param"] == "input[0].role"
-    assert client.post("/v1/responses", data=b"[1]").status_code == 400
+    assert client.post("/v1/responses", data=b"[1]", content_type="application/json").status_code == 400
 
 
 # ------------------------------------------------------------------ overflow errors agents understand

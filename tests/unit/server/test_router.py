@@ -248,6 +248,17 @@ def test_each_request_is_answered_by_the_model_it_names(client: Client, loads: L
     assert loads.calls == ["gamma", "alpha", "beta"]
 
 
+def test_responses_api_picks_the_model_too(client: Client, loads: Loads) -> None:
+    body = client.post("/v1/responses", json={"model": "gamma", "input": "hi"}).get_json()
+    assert body["model"] == "gamma" and body["output"][0]["content"][0]["text"] == "I am gamma"
+    stream = client.post("/v1/responses", json={"model": "alpha", "input": "hi", "stream": True})
+    assert "I am alpha" in stream.get_data(as_text=True)
+    counted = client.post("/v1/responses/input_tokens", json={"model": "beta", "input": "hi"})
+    assert counted.status_code == 200 and counted.get_json()["input_tokens"] > 0
+    assert client.post("/v1/responses", json={"model": "gpt-5", "input": "hi"}).status_code == 404
+    assert loads.calls == ["gamma", "alpha", "beta"]
+
+
 def test_unknown_model_is_404_on_the_wire(client: Client, loads: Loads) -> None:
     response = _chat(client, "gpt-4o")
     assert response.status_code == 404
