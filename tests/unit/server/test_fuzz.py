@@ -78,6 +78,29 @@ ANTHROPIC_FORMAT = {"model": "m", "max_tokens": 8, "messages": [{"role": "user",
                     "output_config": {"format": {"type": "json_schema", "schema": {
                         "type": "object", "properties": {"n": {"type": "integer", "minimum": 0}}}}}}
 
+RESPONSES = {
+    "model": "m", "stream": True, "max_output_tokens": 16, "temperature": 0.7, "top_p": 0.9, "store": True,
+    "instructions": "Be brief.", "parallel_tool_calls": False, "reasoning": {"effort": "low"},
+    "input": [
+        {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "Rules."}]},
+        {"type": "message", "role": "user", "content": "Weather in Paris?"},
+        {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": "{\"city\": \"Paris\"}"},
+        {"type": "function_call_output", "call_id": "call_1", "output": "sunny"},
+        {"type": "custom_tool_call", "call_id": "call_2", "name": "apply_patch", "input": "*** Begin Patch"},
+        {"type": "custom_tool_call_output", "call_id": "call_2", "output": "done"},
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Thanks"}]}],
+    "tools": [{"type": "function", "name": "get_weather", "description": "Weather",
+               "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}},
+              {"type": "namespace", "name": "mcp", "description": "MCP tools", "tools": [
+                  {"type": "function", "name": "read", "parameters": {"type": "object", "properties": {}}}]},
+              {"type": "custom", "name": "apply_patch", "description": "Edit files",
+               "format": {"type": "grammar", "syntax": "regex", "definition": "[a-z]+"}},
+              {"type": "web_search"}],
+    "tool_choice": "auto",
+}
+RESPONSES_JSON = {"input": "x", "text": {"format": {"type": "json_schema", "name": "r", "schema": {
+    "type": "object", "properties": {"n": {"type": "integer"}}}}}, "max_output_tokens": 8}
+
 CASES = {
     "openai-chat": ("/v1/chat/completions", OPENAI_CHAT), "openai-json": ("/v1/chat/completions", OPENAI_JSON),
     "completion": ("/v1/completions", COMPLETION), "completion-tokens": ("/v1/completions", COMPLETION_TOKENS),
@@ -85,6 +108,8 @@ CASES = {
     "detokenize": ("/detokenize", DETOKENIZE), "anthropic": ("/v1/messages", ANTHROPIC),
     "anthropic-format": ("/v1/messages", ANTHROPIC_FORMAT),
     "count-tokens": ("/v1/messages/count_tokens", {k: v for k, v in ANTHROPIC.items() if k != "max_tokens"}),
+    "responses": ("/v1/responses", RESPONSES), "responses-json": ("/v1/responses", RESPONSES_JSON),
+    "responses-count": ("/v1/responses/input_tokens", {k: v for k, v in RESPONSES.items() if k != "stream"}),
 }
 
 # raw JSON text json.dumps cannot write, substituted for a placeholder string
@@ -194,7 +219,8 @@ def _check(client: Client, path: str, data: bytes, content_type: str = "applicat
     if response.mimetype == "text/event-stream":
         assert status == 200
         for event in iter_sse([raw]):
-            assert event.event != "error" and '"error"' not in event.data[:20], (data[:300], event.data[:300])
+            assert event.event not in ("error", "response.failed") and '"error"' not in event.data[:20], \
+                (data[:300], event.data[:300])
         return
     body = json.loads(raw)
     if status >= 400:
