@@ -24,6 +24,7 @@ class Limits:
     max_body_bytes: int = 32 * 1024 * 1024  # request body; `serve --max-body`
     max_json_depth: int = 64  # nesting of arrays/objects in a request body (tool schemas need ~10)
     http_read_timeout: float = 30.0  # seconds one read of a request head/body may wait (slow-loris)
+    http_head_timeout: float = 30.0  # seconds the whole request line + headers may take (a trickling client)
     # --- request counts (server/, checked before queueing) ---------------------
     max_stop_strings: int = 64  # `stop` / `stop_sequences` entries
     max_stop_length: int = 1024  # characters of one stop string

@@ -8,8 +8,9 @@ later one can wait ~40 ms for the client's delayed ACK) and logs through the
 `server.port`. `ServerThread` runs one in a background thread (tests, notebooks).
 
 Hardened against clients that misbehave at the HTTP level: every socket read
-waits at most `read_timeout` seconds (a connection that sends a few bytes and no
-end of line is closed instead of holding its thread forever); a malformed request
+waits at most `read_timeout` seconds and the whole head (request line and headers) at
+most `head_timeout` seconds (a connection that sends a few bytes and no end of line,
+or trickles a byte at a time, is closed instead of holding its thread); a malformed request
 line (`GARBAGE`, `HTTP/9.9`, a URI over 64 KiB) gets its 400/505/414 status; a
 body announced larger than the app's limit gets no `100 Continue` (the client
 never sends it; the app answers 413 from the header).
@@ -17,8 +18,12 @@ never sends it; the app answers 413 from the header).
 
 from __future__ import annotations
 
+import io
 import logging
+import math
+import socket
 import threading
+import time
 from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
@@ -28,6 +33,27 @@ from ..limits import DEFAULT_LIMITS
 __all__ = ["StreamingRequestHandler", "make_http_server", "ServerThread"]
 
 log = logging.getLogger("llamactypes.server")
+
+
+class _DeadlineSocketReader(io.RawIOBase):
+    """The socket's read side, where every `recv` waits at most until the handler's deadline
+    (and at most its per-read timeout): a total bound on the request head, which a per-read
+    timeout alone is not (a client trickling one byte per read would reset it forever)."""
+
+    def __init__(self, handler: StreamingRequestHandler) -> None:
+        self.handler = handler
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        sock = self.handler.connection
+        remaining = self.handler.head_deadline - time.monotonic()
+        if remaining <= 0:
+            raise socket.timeout("the request head took too long")
+        per_read = self.handler.timeout
+        sock.settimeout(remaining if per_read is None else min(per_read, remaining))
+        return sock.recv_into(buffer)
 
 
 class StreamingRequestHandler(WSGIRequestHandler):
@@ -42,8 +68,18 @@ class StreamingRequestHandler(WSGIRequestHandler):
     wbufsize = -1
     protocol_version = "HTTP/1.1"
     timeout: float | None = DEFAULT_LIMITS.http_read_timeout  # socket timeout (StreamRequestHandler.setup)
+    head_timeout: float = DEFAULT_LIMITS.http_head_timeout
+    head_deadline: float = math.inf
     # a request line without a version (`GARBAGE`) is answered with a status line, not as HTTP/0.9
     default_request_version = "HTTP/1.0"
+
+    def setup(self) -> None:
+        super().setup()
+        self.rfile = io.BufferedReader(_DeadlineSocketReader(self), 65536)
+
+    def handle_one_request(self) -> None:
+        self.head_deadline = time.monotonic() + self.head_timeout  # until run_wsgi: the head is in
+        super().handle_one_request()
 
     def handle_expect_100(self) -> bool:
         # http.server writes "100 Continue" without flushing; with a buffered writer it must be
@@ -56,6 +92,8 @@ class StreamingRequestHandler(WSGIRequestHandler):
         return True
 
     def run_wsgi(self) -> None:
+        self.head_deadline = math.inf  # the head is read: the body has the per-read timeout only
+        self.connection.settimeout(self.timeout)  # (and writes too, not what was left of the head's time)
         # werkzeug would write "100 Continue" once more: handle_expect_100 has answered it
         if "Expect" in self.headers:
             del self.headers["Expect"]
@@ -88,24 +126,26 @@ def _short(path: str) -> str:
     return path if len(path) <= 200 else path[:200] + f"... ({len(path)} characters)"
 
 
-def make_http_server(app: Any, host: str = "127.0.0.1", port: int = 0,
-                     read_timeout: float | None = None) -> BaseWSGIServer:
+def make_http_server(app: Any, host: str = "127.0.0.1", port: int = 0, read_timeout: float | None = None,
+                     head_timeout: float | None = None) -> BaseWSGIServer:
     """A threaded werkzeug server bound to (host, port); `server.port` is the real port.
 
-    `read_timeout`: seconds a socket read may wait (default `Limits.http_read_timeout`, or the
+    `read_timeout`: seconds a socket read may wait; `head_timeout`: seconds the request line and
+    headers may take in all (defaults: `Limits.http_read_timeout` / `http_head_timeout`, from the
     app's `config.limits` when it has one)."""
-    if read_timeout is None:
-        limits = getattr(getattr(app, "config", None), "limits", DEFAULT_LIMITS)
-        read_timeout = limits.http_read_timeout
-    handler = type("StreamingRequestHandler", (StreamingRequestHandler,), {"timeout": read_timeout})
+    limits = getattr(getattr(app, "config", None), "limits", DEFAULT_LIMITS)
+    handler = type("StreamingRequestHandler", (StreamingRequestHandler,), {
+        "timeout": limits.http_read_timeout if read_timeout is None else read_timeout,
+        "head_timeout": limits.http_head_timeout if head_timeout is None else head_timeout})
     return make_server(host, port, app, threaded=True, request_handler=handler)
 
 
 class ServerThread:
     """Serve `app` from a background thread: `with ServerThread(app) as s: requests.get(s.url)`."""
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, read_timeout: float | None = None) -> None:
-        self.server = make_http_server(app, host, port, read_timeout)
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, read_timeout: float | None = None,
+                 head_timeout: float | None = None) -> None:
+        self.server = make_http_server(app, host, port, read_timeout, head_timeout)
         self.host = host
         self.port: int = self.server.port
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},

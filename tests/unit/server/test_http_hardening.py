@@ -20,7 +20,7 @@ from .fakes import FakeModel
 def server() -> Iterator[ServerThread]:
     with Engine(FakeModel()) as engine:
         app = create_app(engine, ServerConfig(max_body_bytes=64 * 1024))
-        with ServerThread(app, read_timeout=1.0) as server:
+        with ServerThread(app, read_timeout=1.0, head_timeout=2.0) as server:
             deadline = time.monotonic() + 10
             while True:
                 try:
@@ -85,3 +85,24 @@ def test_an_oversized_body_is_answered_413_before_it_is_sent(server: ServerThrea
     with socket.create_connection((server.host, server.port), timeout=10) as sock:
         sock.sendall(head.replace(b"1000000000", b"200000") + b"\r\n" + b" " * 200_000)
         assert sock.recv(100).startswith(b"HTTP/1.1 413")
+
+
+def test_a_head_trickled_a_byte_at_a_time_is_cut_at_the_head_timeout(server: ServerThread) -> None:
+    """Each byte comes within the per-read timeout (1 s): only the total bound on the head (2 s) ends it."""
+    started = time.monotonic()
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
+        try:
+            for byte in b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 100:
+                sock.sendall(bytes([byte]))
+                time.sleep(0.25)
+                if time.monotonic() - started > 8:
+                    break
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        sock.settimeout(5)
+        try:
+            assert sock.recv(100) == b""  # closed, no answer
+        except ConnectionResetError:
+            pass
+    assert time.monotonic() - started < 5
+    assert requests.get(server.url + "/health", timeout=5).status_code == 200
