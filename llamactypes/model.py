@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Collection, Iterable, Mapping, Sequence
+from typing import Any, Callable, Collection, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -46,11 +46,14 @@ class Model:
         seed: default seed for sampling when a call gives none (None: random each call).
         verbose: send llama.cpp's own log to stderr (it always goes to the `llamactypes.native` logger).
         flash_attn: True/False to force flash attention, None for llama.cpp's "auto".
+        progress: called with the loaded fraction (0.0 .. 1.0) while llama.cpp loads the weights;
+            returning False cancels loading (ModelLoadError), an exception cancels it and propagates.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, n_ctx: int = 4096, n_threads: int | None = None,
                  n_gpu_layers: int = 0, embedding: bool = False, seed: int | None = None, verbose: bool = False,
-                 flash_attn: bool | None = None, n_batch: int = 512) -> None:
+                 flash_attn: bool | None = None, n_batch: int = 512,
+                 progress: Callable[[float], object] | None = None) -> None:
         if verbose:
             _enable_verbose_log()
         if n_ctx < 0:
@@ -59,7 +62,7 @@ class Model:
         self.path = Path(path).expanduser()
         self.metadata: dict[str, Any] = header.metadata
         self.seed = seed
-        self._native = NativeModel(self.path, n_gpu_layers=n_gpu_layers)
+        self._native = NativeModel(self.path, n_gpu_layers=n_gpu_layers, progress=progress)
         self.vocabulary = self._native.vocab
         n_ctx = n_ctx or self._native.n_ctx_train
         self._ctx_params = ContextParams(n_ctx=n_ctx, n_batch=min(n_batch, n_ctx), n_threads=n_threads,

@@ -6,9 +6,10 @@ import ctypes
 import os
 import threading
 from pathlib import Path
+from typing import Callable
 
 from ..api import model as capi
-from ..api.types import llama_model_params
+from ..api.types import llama_model_params, llama_progress_callback
 from ..errors import ClosedError, ModelLoadError
 from ..gguf import check_gguf
 from .backend import ensure_backend
@@ -21,7 +22,7 @@ class NativeModel:
     """A loaded GGUF model: weights, hyperparameters, metadata and vocabulary."""
 
     def __init__(self, path: str | os.PathLike[str], *, n_gpu_layers: int = 0, vocab_only: bool = False,
-                 use_mmap: bool = True) -> None:
+                 use_mmap: bool = True, progress: Callable[[float], object] | None = None) -> None:
         self.path = check_gguf(path)  # never hand C something that is not GGUF
         ensure_backend()
         params: llama_model_params = capi.llama_model_default_params()
@@ -29,7 +30,17 @@ class NativeModel:
         params.vocab_only = vocab_only
         if not use_mmap:
             params.load_mode = 0  # LLAMA_LOAD_MODE_NONE
+        failure: list[BaseException] = []
+        # the ctypes callback must outlive the C call that may invoke it: it is a local held to the end
+        callback = _progress_callback(progress, failure) if progress is not None else None
+        if callback is not None:
+            params.progress_callback = callback
         handle = capi.llama_model_load_from_file(str(self.path).encode(), params)
+        del callback
+        if failure:  # the callback raised (e.g. Ctrl-C while loading): loading was aborted
+            if handle:
+                capi.llama_model_free(handle)
+            raise failure[0]
         if not handle:
             raise ModelLoadError(f"llama.cpp could not load {self.path} (enable verbose=True for its log)")
         self._handle: int | None = handle
@@ -109,3 +120,21 @@ class NativeModel:
     @staticmethod
     def resolve(path: str | os.PathLike[str]) -> Path:
         return check_gguf(path)
+
+
+def _progress_callback(progress: Callable[[float], object], failure: list[BaseException]) -> object:
+    """llama.cpp's progress callback around `progress(fraction)`: returning False cancels the load
+    (ModelLoadError); an exception (KeyboardInterrupt included) cancels it and is re-raised after
+    the C call, since it cannot cross the C frames."""
+
+    def call(fraction: float, user_data: object) -> bool:
+        try:
+            if progress(float(fraction)) is not False:
+                return True
+            failure.append(ModelLoadError("loading the model was cancelled (the progress callback returned False)"))
+            return False
+        except BaseException as exc:  # noqa: B036 - re-raised by the caller once C has returned
+            failure.append(exc)
+            return False
+
+    return llama_progress_callback(call)
