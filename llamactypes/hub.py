@@ -238,5 +238,8 @@ def resolve_model(arg: str, **options: Any) -> Path:
     """A model argument as the commands take it: an existing path, or `owner/repo[:QUANT]` pulled from
     the Hub (options go to `pull_model`). Anything else is returned as a path, for the loader's error."""
     if looks_like_hub_ref(arg):
-        return pull_model(arg, **options)
+        try:
+            return pull_model(arg, **options)
+        except HubError as exc:  # maybe a mistyped local path: say both
+            raise HubError(f"{arg} is not a file here, and as a Hub model name: {exc}") from None
     return Path(arg).expanduser()

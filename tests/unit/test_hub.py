@@ -135,6 +135,8 @@ def test_pull_errors_are_clear(hub: FakeHub, tmp_path: Path) -> None:
         pull_model(f"{REPO}:Q5_K_M", endpoint=hub.url, cache_dir=tmp_path, progress=False)
     with pytest.raises(HubError, match="offline .HF_HUB_OFFLINE. and nothing is cached for tiny-org/Tiny-GGUF"):
         pull_model(f"{REPO}:Q4_K_M", cache_dir=tmp_path / "empty", progress=False, offline=True)
+    with pytest.raises(HubError, match="^models/mine is not a file here, and as a Hub model name: no model repo"):
+        resolve_model("models/mine", endpoint=hub.url, cache_dir=tmp_path, progress=False)
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -158,7 +158,9 @@ def test_markdown_is_rendered_and_model_html_is_not_executed(server: LiveServer,
     wait_for(lambda: browser.find_element(By.ID, "model").text == "tiny-web", what="the page")
     hostile = ("# Title\n\n```python\nprint('hi')\n```\n\n<img src=x onerror=\"window.pwned=1\">"
                "<script>window.pwned=2</script>[link](javascript:window.pwned=3)")
-    messages = [{"role": "user", "content": "x"}, {"role": "assistant", "content": hostile}]
+    messages = [{"role": "user", "content": "x"}, {"role": "assistant", "content": hostile},
+                {"role": "assistant", "content": "", "reasoning": "let me think <b>hard</b>",
+                 "tool_calls": [{"name": "get_weather", "arguments": '{"city": "Paris"}'}]}]
     conversation = [{"id": "c1", "title": "t", "messages": messages}]
     browser.execute_script("localStorage.setItem('llamactypes.conversations', arguments[0]);"
                            "localStorage.setItem('llamactypes.current', 'c1');", json.dumps(conversation))
@@ -170,3 +172,9 @@ def test_markdown_is_rendered_and_model_html_is_not_executed(server: LiveServer,
     time.sleep(0.3)
     assert browser.execute_script("return window.pwned === undefined")
     assert not browser.find_elements(By.CSS_SELECTOR, ".msg.assistant script")
+    reasoning = browser.find_element(By.CSS_SELECTOR, "details.reasoning")
+    assert reasoning.get_attribute("open") is None  # collapsed
+    assert browser.execute_script("return document.querySelector('.reasoning-text').textContent") == \
+        "let me think <b>hard</b>"  # as text, not markup
+    call = browser.find_element(By.CSS_SELECTOR, "details.tool-call").text
+    assert "Tool call: get_weather" in call and '{"city": "Paris"}' in call
