@@ -70,3 +70,17 @@ def test_chat_command_one_shot_in_a_terminal(tiny_model_path: Path) -> None:
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0, child.before
+
+
+def test_serve_on_a_terminal_draws_a_progress_bar(tiny_model_path: Path) -> None:
+    child = pexpect.spawn(sys.executable, ["-m", "llamactypes", "serve", str(tiny_model_path), "--port", "0",
+                                           "--n-ctx", "256", "--threads", "1"],
+                          cwd=str(ROOT), encoding="utf-8", timeout=120, dimensions=(24, 200))
+    child.expect(r"\rloading tiny-chatml\.gguf \[[#.]{30}\] +\d+%")
+    child.expect(r"\[#{30}\] 100%\r?\n")  # ends full, on its own line
+    child.expect("settings:  context 256 tokens, 1 threads, backend CPU")
+    child.expect("ready at http://")
+    child.sendintr()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
