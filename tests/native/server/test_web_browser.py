@@ -178,3 +178,25 @@ def test_markdown_is_rendered_and_model_html_is_not_executed(server: LiveServer,
         "let me think <b>hard</b>"  # as text, not markup
     call = browser.find_element(By.CSS_SELECTOR, "details.tool-call").text
     assert "Tool call: get_weather" in call and '{"city": "Paris"}' in call
+
+
+def test_a_server_with_an_api_key_makes_the_page_ask_for_it(tmp_path: Path, browser: Any, native_lock: None) -> None:
+    from selenium.webdriver.common.by import By
+
+    path = write_tiny_model(tmp_path / "tiny-key.gguf")
+    server = LiveServer([str(path), "--n-ctx", "256", "--threads", "1", "--api-key", "sekrit"])
+    try:
+        browser.get(server.url + "/")  # the page itself needs no key
+        wait_for(lambda: browser.find_element(By.ID, "key-box").is_displayed(), what="the API-key field after a 401")
+        assert "API key" in browser.find_element(By.ID, "error").text
+        browser.find_element(By.ID, "api-key").send_keys("sekrit")
+        browser.find_element(By.ID, "save-key").click()
+        wait_for(lambda: browser.find_element(By.ID, "model").text == "tiny-key", what="the model name with the key")
+        assert not browser.find_element(By.ID, "error").is_displayed()
+        set_field(browser, "max-tokens", "4")
+        send(browser, "Hello")
+        wait_for(lambda: browser.find_element(By.ID, "send").is_displayed() and assistant_texts(browser),
+                 what="a reply sent with the key")
+        assert "[error]" not in browser.execute_script("return document.getElementById('messages').textContent")
+    finally:
+        server.stop()
