@@ -80,6 +80,26 @@ def _model_path(arg: str | None) -> Path | None:
     return path
 
 
+def _pull_for_pool(args_list: list[str]) -> list[str]:
+    """`--pool N owner/repo:QUANT`: download once here, then give every server the local file."""
+    from .hub import looks_like_hub_ref, pull_model
+
+    rest, skip = [], False
+    for i, arg in enumerate(args_list):  # the pool's own option, so serve's parser can read the rest
+        if skip or arg.startswith("--pool="):
+            skip = False
+            continue
+        if arg == "--pool":
+            skip = True
+            continue
+        rest.append(arg)
+    model = build_parser().parse_known_args(rest)[0].model
+    if not model or not looks_like_hub_ref(model):
+        return args_list
+    path = str(pull_model(model))
+    return [path if arg == model else arg for arg in args_list]
+
+
 def _configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
@@ -93,6 +113,11 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     if any(a == "--pool" or a.startswith("--pool=") for a in args_list):
         from .pool import main as pool_main
 
+        try:
+            args_list = _pull_for_pool(args_list)
+        except (LlamaError, OSError) as exc:
+            print(f"llamactypes.serve: {exc}", file=sys.stderr, flush=True)
+            return 1
         return pool_main(args_list)
     args = build_parser(prog or "python -m llamactypes.serve").parse_args(args_list)
     _configure_logging(args.log_level)

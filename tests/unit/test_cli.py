@@ -67,3 +67,18 @@ def test_bad_model_arguments_are_clean_errors(tmp_path: Path) -> None:
 def test_missing_module_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(cli.SUBCOMMANDS, "serve", ("llamactypes.no_such_module:main", "x"))
     assert cli.main(["serve"]) == 2
+
+
+def test_a_pool_pulls_a_hub_model_once_and_gives_servers_the_file(monkeypatch: pytest.MonkeyPatch,
+                                                                  tmp_path: Path) -> None:
+    from llamactypes import hub, pool, serve
+
+    pulled: list[str] = []
+    started: list[list[str]] = []
+    monkeypatch.setattr(hub, "pull_model", lambda name, **kw: pulled.append(name) or tmp_path / "m-Q4_0.gguf")
+    monkeypatch.setattr(pool, "main", lambda argv: started.append(list(argv)) or 0)
+    assert serve.main(["--pool", "2", "owner/repo:Q4_0", "--n-ctx", "512"]) == 0
+    assert pulled == ["owner/repo:Q4_0"]
+    assert started == [["--pool", "2", str(tmp_path / "m-Q4_0.gguf"), "--n-ctx", "512"]]
+    assert serve.main(["local.gguf", "--pool=3"]) == 0 and started[-1] == ["local.gguf", "--pool=3"]
+    assert pulled == ["owner/repo:Q4_0"]  # a file name is never looked up
