@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ._version import LLAMA_CPP_TAG, __version__
 from .errors import (
     BusyError, ChatTemplateError, ClosedError, ContextOverflowError, DecodeError, GrammarError,
-    InvalidRequestError, LibraryMismatchError, LibraryNotFoundError, LlamaError, ModelLoadError, NativeError,
+    HubError, InvalidRequestError, LibraryMismatchError, LibraryNotFoundError, LlamaError, ModelLoadError, NativeError,
     SchemaError, ServerError, ServerStartError,
 )
 from .errors import RpcEndpointError, RpcUnavailableError
@@ -49,7 +49,8 @@ __all__ = [
     "Grammar", "TokenVocab", "json_schema_to_gbnf",
     "chat_build", "chat_parse", "ChatBuild", "ParsedMessage", "ToolCall", "ChatTemplate", "chat_completion",
     "Chat",
-    "LlamaError", "LibraryNotFoundError", "LibraryMismatchError", "ModelLoadError", "ClosedError", "NativeError",
+    "LlamaError", "LibraryNotFoundError", "LibraryMismatchError", "ModelLoadError", "HubError", "ClosedError",
+    "NativeError",
     "DecodeError", "InvalidRequestError", "ContextOverflowError", "GrammarError", "SchemaError",
     "ChatTemplateError", "BusyError", "ServerStartError", "ServerError",
 ]

@@ -9,6 +9,7 @@ HTTP status codes.
     ├── LibraryNotFoundError (OSError)     libllama missing: run build_scripts/fetch_lib.py
     ├── LibraryMismatchError (OSError)     a library whose ABI is not the pinned llama.cpp
     ├── ModelLoadError (OSError)           not a GGUF file, unreadable, or llama.cpp refused it
+    │   └── HubError                       owner/repo[:QUANT] not found or not downloadable from the Hub
     ├── ClosedError (RuntimeError)         a Model/Context used after close()
     ├── NativeError (RuntimeError)         a C call failed; `.code` holds its return value
     │   └── DecodeError                    llama_decode returned an error
@@ -33,6 +34,7 @@ __all__ = [
     "LibraryNotFoundError",
     "LibraryMismatchError",
     "ModelLoadError",
+    "HubError",
     "ClosedError",
     "NativeError",
     "DecodeError",
@@ -63,6 +65,10 @@ class LibraryMismatchError(LlamaError, OSError):
 
 class ModelLoadError(LlamaError, OSError):
     """A model file is missing, is not GGUF, or llama.cpp refused to load it."""
+
+
+class HubError(ModelLoadError):
+    """A model named `owner/repo[:QUANT]` could not be resolved or downloaded from the Hugging Face Hub."""
 
 
 class ClosedError(LlamaError, RuntimeError):

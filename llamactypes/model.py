@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Collection, Iterable, Mapping, Sequence
+from typing import Any, Callable, Collection, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -50,12 +50,15 @@ class Model:
             offloaded layers (docs/rpc.md). Each is probed first: a bad one raises `RpcEndpointError`.
         tensor_split: proportion of the layers per device, in the order of `rpc_servers` (then local
             GPUs); default: by free memory.
+        progress: called with the loaded fraction (0.0 .. 1.0) while llama.cpp loads the weights;
+            returning False cancels loading (ModelLoadError), an exception cancels it and propagates.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, n_ctx: int = 4096, n_threads: int | None = None,
                  n_gpu_layers: int | None = None, embedding: bool = False, seed: int | None = None,
                  verbose: bool = False, flash_attn: bool | None = None, n_batch: int = 512,
-                 rpc_servers: Sequence[str] | None = None, tensor_split: Sequence[float] | None = None) -> None:
+                 rpc_servers: Sequence[str] | None = None, tensor_split: Sequence[float] | None = None,
+                 progress: Callable[[float], object] | None = None) -> None:
         if verbose:
             _enable_verbose_log()
         if n_ctx < 0:
@@ -69,7 +72,7 @@ class Model:
         if n_gpu_layers is None:
             n_gpu_layers = -1 if rpc_servers else 0  # rpc_servers alone means: put the layers on them
         self._native = NativeModel(self.path, n_gpu_layers=n_gpu_layers, rpc_servers=rpc_servers or (),
-                                   tensor_split=tensor_split)
+                                   tensor_split=tensor_split, progress=progress)
         self.vocabulary = self._native.vocab
         n_ctx = n_ctx or self._native.n_ctx_train
         self._ctx_params = ContextParams(n_ctx=n_ctx, n_batch=min(n_batch, n_ctx), n_threads=n_threads,
@@ -248,8 +251,8 @@ class Model:
         if len(tokens) >= ctx.n_ctx:
             raise ContextOverflowError(len(tokens), ctx.n_ctx)
         constraint = self._constraint({k: options.get(k) for k in _GRAMMAR_KEYS})
-        return Generation(context=ctx, prompt=tokens, options=opts, pieces=self._piece_for_output(opts.preserved_tokens),
-                          eog=self.eog_tokens, lock=self._lock, constraint=constraint)
+        return Generation(context=ctx, prompt=tokens, options=opts,
+                          pieces=self._piece_for_output(opts.preserved_tokens), eog=self.eog_tokens, lock=self._lock, constraint=constraint)
 
     def generate(self, prompt: str | Sequence[int], **options: Any) -> str:
         """Generate and return the whole text (same options as `stream`)."""
@@ -284,7 +287,8 @@ class Model:
             n_ctx = min(self._ctx_params.n_ctx, 8192)
             self._embed_ctx = Context(self._native, ContextParams(
                 n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx, n_threads=self._ctx_params.n_threads,
-                embeddings=True, pooling=pooling if pooling != LLAMA_POOLING_TYPE_UNSPECIFIED else LLAMA_POOLING_TYPE_MEAN,
+                embeddings=True,
+                pooling=pooling if pooling != LLAMA_POOLING_TYPE_UNSPECIFIED else LLAMA_POOLING_TYPE_MEAN,
                 flash_attn=self._ctx_params.flash_attn))
         return self._embed_ctx
 

@@ -6,11 +6,11 @@ import ctypes
 import os
 import threading
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ..api import backend as backend_capi
 from ..api import model as capi
-from ..api.types import llama_model_params
+from ..api.types import llama_model_params, llama_progress_callback
 from ..errors import ClosedError, InvalidRequestError, ModelLoadError
 from ..gguf import check_gguf
 from . import rpc
@@ -25,7 +25,8 @@ class NativeModel:
 
     def __init__(self, path: str | os.PathLike[str], *, n_gpu_layers: int = 0, vocab_only: bool = False,
                  use_mmap: bool = True, rpc_servers: Sequence[str] = (),
-                 tensor_split: Sequence[float] | None = None) -> None:
+                 tensor_split: Sequence[float] | None = None,
+                 progress: Callable[[float], object] | None = None) -> None:
         self.path = check_gguf(path)  # never hand C something that is not GGUF
         ensure_backend()
         self._handle: int | None = None
@@ -49,12 +50,23 @@ class NativeModel:
         self._tensor_split = _tensor_split(tensor_split, len(self.devices))
         if self._tensor_split is not None:
             params.tensor_split = self._tensor_split
+        failure: list[BaseException] = []
+        # the ctypes callback must outlive the C call that may invoke it: it is a local held to the end
+        callback = _progress_callback(progress, failure) if progress is not None else None
+        if callback is not None:
+            params.progress_callback = callback
         rpc.acquire(self.rpc_servers)  # before the load: a probe must not wait behind our own connection
         try:
             handle = capi.llama_model_load_from_file(str(self.path).encode(), params)
         except BaseException:
             rpc.release(self.rpc_servers)
             raise
+        del callback
+        if failure:  # the callback raised (e.g. Ctrl-C while loading): loading was aborted
+            if handle:
+                capi.llama_model_free(handle)
+            rpc.release(self.rpc_servers)
+            raise failure[0]
         if not handle:
             rpc.release(self.rpc_servers)
             raise ModelLoadError(f"llama.cpp could not load {self.path} (enable verbose=True for its log)")
@@ -149,3 +161,21 @@ def _tensor_split(split: Sequence[float] | None, n_devices: int) -> ctypes.Array
     if any(not x >= 0 for x in values) or sum(values) <= 0:
         raise InvalidRequestError("tensor_split needs proportions >= 0 with a positive sum", param="tensor_split")
     return (ctypes.c_float * size)(*values)
+
+
+def _progress_callback(progress: Callable[[float], object], failure: list[BaseException]) -> object:
+    """llama.cpp's progress callback around `progress(fraction)`: returning False cancels the load
+    (ModelLoadError); an exception (KeyboardInterrupt included) cancels it and is re-raised after
+    the C call, since it cannot cross the C frames."""
+
+    def call(fraction: float, user_data: object) -> bool:
+        try:
+            if progress(float(fraction)) is not False:
+                return True
+            failure.append(ModelLoadError("loading the model was cancelled (the progress callback returned False)"))
+            return False
+        except BaseException as exc:  # noqa: B036 - re-raised by the caller once C has returned
+            failure.append(exc)
+            return False
+
+    return llama_progress_callback(call)

@@ -25,6 +25,7 @@ from werkzeug.wrappers import Request, Response
 
 from ..chat.types import Delta
 from ..engine import Engine, Finished, Usage, fold_events
+from .. import web
 from ..errors import BusyError, InvalidRequestError, LlamaError
 from ..limits import DEFAULT_LIMITS, Limits, limit_message
 from . import anthropic, oai_responses_app, openai
@@ -78,6 +79,7 @@ _OPENAI_ROUTES = [
 
 def _url_map() -> Map:
     rules = [Rule("/", endpoint="root", methods=["GET", "HEAD"]),
+             Rule("/web/<name>", endpoint="web", methods=["GET", "HEAD"]),
              Rule("/health", endpoint="health", methods=["GET"]),
              Rule("/v1/health", endpoint="health", methods=["GET"]),
              Rule("/v1/models", endpoint="models", methods=["GET"]),
@@ -135,7 +137,7 @@ class App:
         adapter = self.url_map.bind_to_environ(request.environ)
         endpoint, args = adapter.match()
         self.check_body_size(request)
-        if endpoint not in ("root", "health"):
+        if endpoint not in ("root", "health", "web"):  # the page's own files are public; its API calls are not
             self.check_key(request)
         handler = getattr(self, f"on_{endpoint}")
         return handler(request, **args)
@@ -264,11 +266,27 @@ class App:
     # ------------------------------------------------------------ small endpoints
 
     def on_root(self, request: Request) -> WSGIApp:
+        """The chat page for a browser (Accept: text/html first), JSON for everyone else."""
+        if request.method == "GET" and web.wants_page(request.headers.get("Accept", "")):
+            return self.on_web(request, "index.html")
         model_id = self.router.default if self.router is not None else self.engine.model_id  # type: ignore[union-attr]
         return json_response({"status": "ok", "model": model_id,
                               "endpoints": ["/v1/chat/completions", "/v1/completions", "/v1/embeddings",
                                             "/v1/models", "/v1/messages", "/v1/messages/count_tokens",
-                                            "/tokenize", "/detokenize", "/health", "/v1/responses"]})
+                                            "/tokenize", "/detokenize", "/health", "/v1/responses"]},
+                             headers={"Vary": "Accept"})  # browsers get the chat page instead
+
+    def on_web(self, request: Request, name: str) -> WSGIApp:
+        """A file of the chat page (llamactypes/web); 404 for anything else."""
+        if name not in web.ASSETS:
+            raise ApiError(404, f"no such file: /web/{name}")
+        response = Response(web.asset(name), content_type=web.ASSETS[name])
+        response.headers["Content-Security-Policy"] = web.CONTENT_SECURITY_POLICY
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.cache_control.no_cache = True  # a new version of the package shows at once
+        response.vary.add("Accept")
+        return response
 
     def on_health(self, request: Request) -> WSGIApp:
         return json_response({"status": "ok"})

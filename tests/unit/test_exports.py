@@ -13,7 +13,8 @@ EXPECTED = {
     "Grammar", "TokenVocab", "json_schema_to_gbnf",
     "chat_build", "chat_parse", "ChatBuild", "ParsedMessage", "ToolCall", "ChatTemplate", "chat_completion",
     "Chat",
-    "LlamaError", "LibraryNotFoundError", "LibraryMismatchError", "ModelLoadError", "ClosedError", "NativeError",
+    "LlamaError", "LibraryNotFoundError", "LibraryMismatchError", "ModelLoadError", "HubError", "ClosedError",
+    "NativeError",
     "DecodeError", "InvalidRequestError", "ContextOverflowError", "GrammarError", "SchemaError",
     "ChatTemplateError", "BusyError", "ServerStartError", "ServerError",
 }

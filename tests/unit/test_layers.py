@@ -10,7 +10,7 @@ PKG = Path(__file__).resolve().parents[2] / "llamactypes"
 # module (or package) -> layer; higher numbers may import lower ones only
 LAYERS = {
     "errors": 0, "_version": 0, "limits": 0,
-    "_lib": 1, "_interrupt": 1, "gguf": 1, "gguf_hparams": 1, "paths": 1,
+    "_lib": 1, "_interrupt": 1, "gguf": 1, "gguf_hparams": 1, "paths": 1, "hub": 1, "web": 1,
     "api": 2,
     "native": 3,
     "grammar": 4, "sampling": 4,
@@ -19,8 +19,8 @@ LAYERS = {
     "engine": 7,
     "server": 8,
     "client": 9,
-    "serve": 10, "cli": 10, "launch": 10, "pool": 10, "fetchlib": 10, "rpc_worker": 10, "__init__": 10,
-    "__main__": 10,
+    "serve": 10, "cli": 10, "launch": 10, "terminal": 10, "pool": 10, "fetchlib": 10, "rpc_worker": 10,
+    "__init__": 10, "__main__": 10,
 }
 # layers that must stay free of ctypes and of each other's internals
 PURE = {"grammar", "chat", "client"}
