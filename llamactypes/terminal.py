@@ -24,6 +24,7 @@ from typing import Any
 import requests
 
 from .client import Chat, ServerProcess, free_port, serve_command
+from .client._process import server_env
 from .errors import LlamaError, ServerError, ServerStartError
 
 __all__ = ["main", "parse_args", "reply", "interactive"]
@@ -144,11 +145,11 @@ def start_server(args: argparse.Namespace, path: Path) -> ServerProcess:
     """`llamactypes.serve` for `path` in a child process; on a terminal its load progress is shown
     (the server writes progress lines, we redraw them on one line) until it answers."""
     show = sys.stderr.isatty()
-    opts: dict[str, Any] = {"api_key": args.api_key, "threads": args.threads, "log_level": "warning",
-                            "progress": "lines" if show else "off"}
+    opts: dict[str, Any] = {"threads": args.threads, "log_level": "warning", "progress": "lines" if show else "off"}
     port = args.port or free_port()
     argv = serve_command(path, port, n_ctx=args.n_ctx, **opts)
-    server = ServerProcess(argv, f"http://127.0.0.1:{port}", timeout=args.timeout, wait=False)
+    server = ServerProcess(argv, f"http://127.0.0.1:{port}", timeout=args.timeout, wait=False,
+                           env=server_env(args.api_key))  # the key in the environment, never argv
     if show:
         _show_progress(server, args.timeout)
     server.wait_ready(args.timeout)
