@@ -127,9 +127,9 @@ class Budget:
 
     def timeout(self) -> TemplateBudgetError:
         seconds = self.limits.template_max_seconds
-        return TemplateBudgetError(limit_message(
-            "the chat template's rendering time", f"over {seconds} s", f"{seconds} s",
-            "raise Limits.template_max_seconds, see docs/limits.md"), "template_max_seconds")
+        return TemplateBudgetError(
+            f"the chat template's rendering took longer than the limit of {seconds} s "
+            "(raise Limits.template_max_seconds, see docs/limits.md)", "template_max_seconds")
 
 
 class _Alarm:

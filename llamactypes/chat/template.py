@@ -175,7 +175,7 @@ class _Environment(SandboxedEnvironment):
         size = sum(map(len, texts))
         budget = _budget()
         if size > budget.max_chars:
-            raise budget.error("a ~ concatenation", size)
+            raise budget.error("the size of a ~ concatenation (characters)", size)
         return "".join(texts)
 
 

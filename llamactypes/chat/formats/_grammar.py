@@ -48,8 +48,9 @@ class GrammarBuilder:
     grammar) works even where the grammar engine is unavailable.
     """
 
-    #: Whitespace between JSON tokens in compact grammars: one optional space, as ``json.dumps`` writes.
-    COMPACT_SPACE = '" "?'
+    #: Whitespace between JSON tokens in compact grammars: a space, or a line break and at most four
+    #: spaces (small models like one; deeper indentation is what they loop on).
+    COMPACT_SPACE = '( " " | "\\n" [ ]{0,4} )?'
 
     def __init__(self, *, compact: bool = False) -> None:
         from llamactypes.grammar.json_schema import SchemaConverter

@@ -57,7 +57,9 @@ def test_arguments_allow_only_bounded_whitespace(
             continue
         grammar = _grammar(model)
         assert grammar.accepts(text.replace('{"city": "Paris"}', '{"city":"Paris"}')), name
-        for loose in ('{\n  "city": "Paris"\n}', '{"city":    "Paris"}', '{ "city" :  "Paris" }'):
+        assert grammar.accepts(text.replace('{"city": "Paris"}', '{\n  "city": "Paris"\n}')), name
+        for loose in ('{\n        "city": "Paris"\n}', '{"city":    "Paris"}', '{ "city" :  "Paris" }',
+                      '{\n\n"city": "Paris"}', '{\t"city": "Paris"}'):
             assert not grammar.accepts(text.replace('{"city": "Paris"}', loose)), (name, loose)
         checked += 1
     assert checked >= 20
@@ -66,7 +68,7 @@ def test_arguments_allow_only_bounded_whitespace(
 def test_generic_format_is_compact_too(make_model: Callable[..., FakeModel]) -> None:
     grammar = _grammar(make_model(None), parallel_tool_calls=False)
     assert grammar.accepts('{"tool_call": {"name": "get_weather", "arguments": {"city": "Paris"}}}')
-    assert not grammar.accepts('{"tool_call": {"name": "get_weather", "arguments": {\n    "city": "Paris"\n}}}')
+    assert not grammar.accepts('{"tool_call": {"name": "get_weather", "arguments": {\n      "city": "Paris"\n}}}')
     assert not grammar.accepts('{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}, '
                                '{"name": "get_time", "arguments": {"tz": "CET"}}]}')
 
