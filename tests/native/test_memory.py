@@ -238,3 +238,64 @@ def test_checkpoints_are_bounded(arch_paths: dict[str, Path]) -> None:
         ctx.decode([80])
         seq.checkpoint()
         assert len(seq.checkpoints) == 2 and seq.checkpoint_bytes <= 2 * size
+
+
+# ---------------------------------------------------------------- through the engine, and the prompt cache
+
+def test_engine_mamba_conversation_answers_like_a_fresh_engine(arch_paths: dict[str, Path]) -> None:
+    """The issue's measured case, one layer up: a tiny Mamba model continuing a conversation through the
+    engine answers what a fresh one answers, and reports the cached tokens it really reused."""
+    from llamactypes.engine import ChatRequest, Engine, Sampling, fold_events
+
+    def ask(engine: Engine, messages: list[dict]) -> tuple[str, int, int]:
+        job = engine.chat(ChatRequest(messages, max_tokens=12, sampling=Sampling(temperature=0.0)))
+        result = fold_events(job.events())
+        return result.content, result.usage.cached_tokens, result.usage.prompt_tokens
+
+    first = [{"role": "user", "content": "Hello! What is the capital of France?"}]
+    with Model(arch_paths["mamba"], n_ctx=512, n_threads=1) as model:
+        engine = Engine(model)
+        try:
+            answer, _, n_first = ask(engine, first)
+            second = first + [{"role": "assistant", "content": answer}, {"role": "user", "content": "And Italy?"}]
+            warm, cached, n_second = ask(engine, second)
+        finally:
+            engine.close()
+    assert 0 < cached < n_second and cached <= n_first
+    with Model(arch_paths["mamba"], n_ctx=512, n_threads=1) as model:
+        engine = Engine(model)
+        try:
+            assert ask(engine, second) == (warm, 0, n_second)
+        finally:
+            engine.close()
+
+
+@pytest.mark.parametrize("arch", ["mamba", "llama"])
+def test_a_state_on_disk_survives_a_restart_and_is_refused_for_another_model(
+        arch: str, arch_paths: dict[str, Path], tiny_model_path: Path, tmp_path: Path) -> None:
+    from llamactypes.engine.prompt_cache import ModelIdentity, PromptCache
+
+    path = tiny_model_path if arch == "llama" else arch_paths[arch]
+    other = arch_paths["lfm2"]
+    with Model(path, n_ctx=512, n_threads=1) as model:
+        params = ContextParams(n_ctx=512, n_threads=1)
+        a, b = Context(model._native, params), Context(model._native, params)
+        try:
+            prompt = model.tokenize(_chat("Remember this across a restart."), parse_special=True)
+            _greedy(a, prompt)
+            held = list(a.tokens)
+            cache = PromptCache(1 << 20, tmp_path, ModelIdentity.of_file(path))
+            cache.put(held, a.seq0.save())
+            cache.close()  # a clean shutdown writes it to disk
+            follow = held + [72, 105]
+            expected = _greedy(a, follow)
+
+            assert PromptCache(1 << 20, tmp_path, ModelIdentity.of_file(other)).lookup(follow) is None
+            restarted = PromptCache(1 << 20, tmp_path, ModelIdentity.of_file(path))
+            found = restarted.lookup(follow)
+            assert found is not None and found[0] == len(held)
+            b.seq0.restore(follow[:found[0]], found[1])
+            assert _greedy(b, follow) == expected
+        finally:
+            a.close()
+            b.close()
