@@ -76,7 +76,10 @@ class SeqMemory:
     """The bookkeeping for one sequence (`seq_id`) of a context's memory.
 
     `tokens` is exactly what the memory holds for the sequence; every method keeps it
-    true (a removal the memory refuses is never reported as done).
+    true (a removal the memory refuses is never reported as done). Whoever decodes tokens
+    into the sequence (`Context.decode` for seq 0, the engine's batch for its slots) appends
+    them to `tokens`, and calls `checkpoint()` where a later prompt is likely to diverge
+    (`Generation` does it before the last prompt token).
     """
 
     def __init__(self, ctx: Context, seq_id: int = 0, *, limits: Limits = DEFAULT_LIMITS) -> None:

@@ -299,3 +299,32 @@ def test_a_state_on_disk_survives_a_restart_and_is_refused_for_another_model(
         finally:
             a.close()
             b.close()
+
+
+@pytest.mark.parametrize("arch", ["lfm2", "llama"])
+def test_a_state_moves_between_sequences(arch: str, arch_paths: dict[str, Path], tiny_model_path: Path) -> None:
+    """What the engine does with slots: a state saved from one sequence is restored into another
+    sequence of another context (seq 1 of a 2-sequence context), saved again from there, and
+    continues the same."""
+    from llamactypes.native import SeqMemory
+
+    path = tiny_model_path if arch == "llama" else arch_paths[arch]
+    with Model(path, n_ctx=512, n_threads=1) as model:
+        one = ContextParams(n_ctx=512, n_threads=1)
+        a, b = Context(model._native, one), Context(model._native, one)
+        two = Context(model._native, ContextParams(n_ctx=512, n_threads=1, n_seq_max=2))
+        try:
+            prompt = model.tokenize(_chat("Travel through slot one."), parse_special=True)
+            _greedy(a, prompt)
+            held = list(a.tokens)
+            slot = SeqMemory(two, 1)
+            slot.restore(held, a.seq0.save())
+            assert slot.consistent() and two.seq0.tokens == [] and two.seq0.consistent()
+            b.seq0.restore(held, slot.save())
+            follow = held + [72, 105]
+            assert _greedy(b, follow) == _greedy(a, follow)
+            slot.clear()
+            assert slot.tokens == [] and slot.consistent()
+        finally:
+            for ctx in (a, b, two):
+                ctx.close()
