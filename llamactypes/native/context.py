@@ -41,6 +41,7 @@ class ContextParams:
     flash_attn: bool | None = None
     n_seq_max: int = 1
     swa_full: bool = True  # a full-size sliding-window cache; False saves memory, reuse then needs checkpoints
+    kv_unified: bool = False  # one KV buffer for all sequences (states then move between any contexts)
 
 
 class Context:
@@ -64,6 +65,7 @@ class Context:
         cp.pooling_type = params.pooling
         cp.n_seq_max = params.n_seq_max
         cp.swa_full = params.swa_full
+        cp.kv_unified = params.kv_unified
         cp.flash_attn_type = {None: LLAMA_FLASH_ATTN_TYPE_AUTO, True: LLAMA_FLASH_ATTN_TYPE_ENABLED,
                               False: LLAMA_FLASH_ATTN_TYPE_DISABLED}[params.flash_attn]
         handle = mapi.llama_init_from_model(model.handle, cp)
