@@ -21,7 +21,7 @@ from .errors import (
     HubError, InvalidRequestError, LibraryMismatchError, LibraryNotFoundError, LlamaError, ModelLoadError, NativeError,
     SchemaError, ServerError, ServerStartError,
 )
-from .errors import RpcEndpointError, RpcUnavailableError
+from .errors import RpcEndpointError, RpcUnavailableError, StateError
 
 logging.getLogger("llamactypes").addHandler(logging.NullHandler())
 
@@ -53,6 +53,7 @@ __all__ = [
     "NativeError",
     "DecodeError", "InvalidRequestError", "ContextOverflowError", "GrammarError", "SchemaError",
     "ChatTemplateError", "BusyError", "ServerStartError", "ServerError",
+    "StateError",
 ]
 __all__ += ["RpcEndpointError", "RpcUnavailableError"]
 

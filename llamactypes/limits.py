@@ -101,6 +101,16 @@ class Limits:
     # --- Responses API (server/response_store.py) ---------------------------------
     max_stored_responses: int = 256  # responses kept for previous_response_id / GET (oldest dropped first)
 
+    # --- sequence memory (native/memory.py, engine/prompt_cache.py) ------------
+    # checkpoints kept per sequence of a memory that cannot be cut (recurrent, hybrid, small SWA cache):
+    # each is one partial state (bytes); the oldest goes first. Fewer means more re-reading.
+    seq_checkpoints: int = 8
+    seq_checkpoint_bytes: int = 256 * 1024 * 1024  # all checkpoints of one sequence together, bytes
+    # one state file of the prompt cache's --cache-dir (a bigger one is refused, not read into memory)
+    cache_file_bytes: int = 4 * 1024 * 1024 * 1024
+    # all of one model's state files in --cache-dir together; the least recently used go first
+    cache_dir_bytes: int = 32 * 1024 * 1024 * 1024
+
 
 DEFAULT_LIMITS = Limits()
 

@@ -17,6 +17,7 @@ EXPECTED = {
     "NativeError",
     "DecodeError", "InvalidRequestError", "ContextOverflowError", "GrammarError", "SchemaError",
     "ChatTemplateError", "BusyError", "ServerStartError", "ServerError",
+    "StateError",
 }
 EXPECTED |= {"RpcEndpointError", "RpcUnavailableError"}
 
