@@ -39,6 +39,7 @@ class ContextParams:
     pooling: int = LLAMA_POOLING_TYPE_UNSPECIFIED
     flash_attn: bool | None = None
     n_seq_max: int = 1
+    kv_unified: bool = False  # one KV buffer shared by all sequences (any one may fill it)
 
 
 class Context:
@@ -60,6 +61,7 @@ class Context:
         cp.embeddings = params.embeddings
         cp.pooling_type = params.pooling
         cp.n_seq_max = params.n_seq_max
+        cp.kv_unified = params.kv_unified
         cp.flash_attn_type = {None: LLAMA_FLASH_ATTN_TYPE_AUTO, True: LLAMA_FLASH_ATTN_TYPE_ENABLED,
                               False: LLAMA_FLASH_ATTN_TYPE_DISABLED}[params.flash_attn]
         handle = mapi.llama_init_from_model(model.handle, cp)
