@@ -75,17 +75,20 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 def choose_slot(slots: Iterable[Slot], prompt: Sequence[int]) -> tuple[Slot, int] | None:
     """The idle slot for `prompt` and how many of its tokens it can reuse, or None when all are busy.
 
-    The longest shared prefix wins (at most len(prompt) - 1: the last prompt token is always
-    decoded). Without any shared prefix, an empty slot, else the least recently used one, so
-    the conversations used most recently keep their cache.
+    Each idle slot scores what it keeps minus what it loses: the prefix it shares with the
+    prompt (at most len(prompt) - 1: the last prompt token is always decoded) minus the cached
+    tokens past it, which the new request overwrites. So a conversation that comes back finds
+    its slot, while a short request that only shares a chat template's opening goes to an empty
+    slot, or the one whose loss is smallest, instead of wiping a long conversation. Ties go to
+    the least recently used slot.
     """
     best: tuple[tuple[int, int, float], Slot, int] | None = None
-    limit = len(prompt) - 1
+    limit = max(len(prompt) - 1, 0)
     for slot in slots:
         if slot.work is not None:
             continue
-        n = min(common_prefix(slot.cached, prompt), max(limit, 0))
-        key = (n, 1 if not slot.cached else 0, -slot.last_used)
+        n = min(common_prefix(slot.cached, prompt), limit)
+        key = (n - (len(slot.cached) - n), 1 if not slot.cached else 0, -slot.last_used)
         if best is None or key > best[0]:
             best = (key, slot, n)
     return None if best is None else (best[1], best[2])

@@ -24,7 +24,7 @@ from werkzeug.wrappers import Request, Response
 from ..chat.types import Delta
 from ..engine import Engine, Finished, Usage, fold_events
 from ..errors import InvalidRequestError
-from . import anthropic, openai
+from . import anthropic, metrics, openai
 from .errors import ApiError, anthropic_error_body, anthropic_status, error_info, openai_error_body
 from .fields import get_bool, get_list, require
 from .responses import Responder
@@ -74,7 +74,9 @@ def _url_map() -> Map:
              Rule("/tokenize", endpoint="tokenize", methods=["POST"]),
              Rule("/detokenize", endpoint="detokenize", methods=["POST"]),
              Rule("/v1/messages", endpoint="messages", methods=["POST"]),
-             Rule("/v1/messages/count_tokens", endpoint="count_tokens", methods=["POST"])]
+             Rule("/v1/messages/count_tokens", endpoint="count_tokens", methods=["POST"]),
+             Rule("/metrics", endpoint="metrics", methods=["GET"]),
+             Rule("/slots", endpoint="slots", methods=["GET"])]
     rules += [Rule(path, endpoint=endpoint, methods=["POST"]) for path, endpoint in _OPENAI_ROUTES]
     return Map(rules, strict_slashes=False)
 
@@ -176,6 +178,14 @@ class App:
 
     def on_health(self, request: Request) -> WSGIApp:
         return json_response({"status": "ok"})
+
+    def on_metrics(self, request: Request) -> WSGIApp:
+        """Prometheus text: requests, tokens, slots, queue, prompt cache (docs/engine.md)."""
+        return Response(metrics.prometheus_text(self.engine.metrics()), content_type=metrics.CONTENT_TYPE)
+
+    def on_slots(self, request: Request) -> WSGIApp:
+        """One object per slot: id, state (idle, prompt, generating), n_cached, last_used."""
+        return json_response(self.engine.slots())
 
     def _meta(self) -> dict[str, Any]:
         model = self.engine.model
