@@ -21,6 +21,7 @@ from .errors import (
     InvalidRequestError, LibraryMismatchError, LibraryNotFoundError, LlamaError, ModelLoadError, NativeError,
     SchemaError, ServerError, ServerStartError,
 )
+from .errors import StateError
 
 logging.getLogger("llamactypes").addHandler(logging.NullHandler())
 
@@ -51,6 +52,7 @@ __all__ = [
     "LlamaError", "LibraryNotFoundError", "LibraryMismatchError", "ModelLoadError", "ClosedError", "NativeError",
     "DecodeError", "InvalidRequestError", "ContextOverflowError", "GrammarError", "SchemaError",
     "ChatTemplateError", "BusyError", "ServerStartError", "ServerError",
+    "StateError",
 ]
 
 

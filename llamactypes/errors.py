@@ -11,7 +11,8 @@ HTTP status codes.
     ├── ModelLoadError (OSError)           not a GGUF file, unreadable, or llama.cpp refused it
     ├── ClosedError (RuntimeError)         a Model/Context used after close()
     ├── NativeError (RuntimeError)         a C call failed; `.code` holds its return value
-    │   └── DecodeError                    llama_decode returned an error
+    │   ├── DecodeError                    llama_decode returned an error
+    │   └── StateError                     a sequence state could not be saved or restored
     ├── InvalidRequestError (ValueError)   bad arguments from a caller
     │   ├── ContextOverflowError           prompt (+ room to generate) longer than the context
     │   ├── GrammarError                   GBNF that does not parse or make sense; .line/.column
@@ -34,6 +35,7 @@ __all__ = [
     "ClosedError",
     "NativeError",
     "DecodeError",
+    "StateError",
     "InvalidRequestError",
     "ContextOverflowError",
     "GrammarError",
@@ -75,6 +77,11 @@ class NativeError(LlamaError, RuntimeError):
 
 class DecodeError(NativeError):
     """`llama_decode` failed (no KV slot, aborted, or a fatal error)."""
+
+
+class StateError(NativeError):
+    """A sequence's state could not be saved or restored (wrong size, another model, or
+    llama.cpp refused it); the sequence is left empty, never half-restored."""
 
 
 class InvalidRequestError(LlamaError, ValueError):

@@ -290,6 +290,9 @@ class Generation(Iterator[str]):
             # the same single-token path whether or not the rest was cached, so the same
             # prompt and seed give the same output whatever the cache held.
             ctx.decode(self._prompt[self.n_cached:-1], should_stop=self._cancel.is_set)
+            # a memory that cannot be cut (recurrent, hybrid, small sliding window) keeps a
+            # checkpoint here, so the next turn that shares this prompt need not re-read it
+            ctx.checkpoint()
             ctx.decode(self._prompt[-1:], should_stop=self._cancel.is_set)
         except Cancelled:
             step.finish("cancelled")

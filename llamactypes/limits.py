@@ -23,6 +23,14 @@ class Limits:
     # --- HTTP (server/) --------------------------------------------------------
     max_body_bytes: int = 32 * 1024 * 1024  # request body; `serve --max-body`
 
+    # --- sequence memory (native/memory.py, engine/prompt_cache.py) ------------
+    # checkpoints kept per sequence of a memory that cannot be cut (recurrent, hybrid, small SWA cache):
+    # each is one partial state (bytes); the oldest goes first. Fewer means more re-reading.
+    seq_checkpoints: int = 8
+    seq_checkpoint_bytes: int = 256 * 1024 * 1024  # all checkpoints of one sequence together, bytes
+    # one state file of the prompt cache's --cache-dir (a bigger one is refused, not read into memory)
+    cache_file_bytes: int = 4 * 1024 * 1024 * 1024
+
 
 DEFAULT_LIMITS = Limits()
 

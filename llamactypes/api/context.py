@@ -19,8 +19,20 @@ __all__ = [
     "llama_memory_clear", "llama_memory_seq_rm", "llama_memory_seq_cp", "llama_memory_seq_keep",
     "llama_memory_seq_pos_min", "llama_memory_seq_pos_max", "llama_state_get_size", "llama_state_get_data",
     "llama_state_set_data", "llama_state_save_file", "llama_state_load_file", "llama_perf_context",
-    "llama_perf_context_reset",
+    "llama_perf_context_reset", "llama_memory_can_shift", "llama_state_seq_get_size", "llama_state_seq_get_data",
+    "llama_state_seq_set_data", "llama_state_seq_get_size_ext", "llama_state_seq_get_data_ext",
+    "llama_state_seq_set_data_ext", "llama_state_seq_flags", "LLAMA_STATE_SEQ_FLAGS_NONE",
+    "LLAMA_STATE_SEQ_FLAGS_PARTIAL_ONLY", "LLAMA_STATE_SEQ_FLAGS_ON_DEVICE",
 ]
+
+# typedef uint32_t llama_state_seq_flags;
+llama_state_seq_flags = ctypes.c_uint32
+# #define LLAMA_STATE_SEQ_FLAGS_NONE 0
+LLAMA_STATE_SEQ_FLAGS_NONE = 0
+# #define LLAMA_STATE_SEQ_FLAGS_PARTIAL_ONLY 1  (only the parts that cannot be cut: SWA KV, recurrent state)
+LLAMA_STATE_SEQ_FLAGS_PARTIAL_ONLY = 1
+# #define LLAMA_STATE_SEQ_FLAGS_ON_DEVICE 2
+LLAMA_STATE_SEQ_FLAGS_ON_DEVICE = 2
 
 
 # LLAMA_API void llama_free(struct llama_context * ctx);
@@ -173,6 +185,11 @@ def llama_memory_seq_pos_min(mem: int, seq_id: int, /) -> int: ...
 def llama_memory_seq_pos_max(mem: int, seq_id: int, /) -> int: ...
 
 
+# LLAMA_API bool llama_memory_can_shift(llama_memory_t mem);
+@ctypes_function("llama_memory_can_shift", [llama_memory_t], ctypes.c_bool)
+def llama_memory_can_shift(mem: int, /) -> bool: ...
+
+
 # LLAMA_API size_t llama_state_get_size(struct llama_context * ctx);
 @ctypes_function("llama_state_get_size", [llama_context_p], ctypes.c_size_t)
 def llama_state_get_size(ctx: int, /) -> int: ...
@@ -203,6 +220,46 @@ def llama_state_save_file(ctx: int, path_session: bytes, tokens: ctypes.Array, n
                                            ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t)], ctypes.c_bool)
 def llama_state_load_file(ctx: int, path_session: bytes, tokens_out: ctypes.Array, n_token_capacity: int,
                           n_token_count_out: ctypes.c_size_t, /) -> bool: ...
+
+
+# LLAMA_API size_t llama_state_seq_get_size(struct llama_context * ctx, llama_seq_id seq_id);
+@ctypes_function("llama_state_seq_get_size", [llama_context_p, llama_seq_id], ctypes.c_size_t)
+def llama_state_seq_get_size(ctx: int, seq_id: int, /) -> int: ...
+
+
+# LLAMA_API size_t llama_state_seq_get_data(struct llama_context * ctx, uint8_t * dst, size_t size,
+#     llama_seq_id seq_id);
+@ctypes_function("llama_state_seq_get_data", [llama_context_p, ctypes.POINTER(ctypes.c_uint8), ctypes.c_size_t,
+                                              llama_seq_id], ctypes.c_size_t)
+def llama_state_seq_get_data(ctx: int, dst: ctypes.Array, size: int, seq_id: int, /) -> int: ...
+
+
+# LLAMA_API size_t llama_state_seq_set_data(struct llama_context * ctx, const uint8_t * src, size_t size,
+#     llama_seq_id dest_seq_id);
+@ctypes_function("llama_state_seq_set_data", [llama_context_p, ctypes.POINTER(ctypes.c_uint8), ctypes.c_size_t,
+                                              llama_seq_id], ctypes.c_size_t)
+def llama_state_seq_set_data(ctx: int, src: ctypes.Array, size: int, dest_seq_id: int, /) -> int: ...
+
+
+# LLAMA_API size_t llama_state_seq_get_size_ext(struct llama_context * ctx, llama_seq_id seq_id,
+#     llama_state_seq_flags flags);
+@ctypes_function("llama_state_seq_get_size_ext", [llama_context_p, llama_seq_id, llama_state_seq_flags],
+                 ctypes.c_size_t)
+def llama_state_seq_get_size_ext(ctx: int, seq_id: int, flags: int, /) -> int: ...
+
+
+# LLAMA_API size_t llama_state_seq_get_data_ext(struct llama_context * ctx, uint8_t * dst, size_t size,
+#     llama_seq_id seq_id, llama_state_seq_flags flags);
+@ctypes_function("llama_state_seq_get_data_ext", [llama_context_p, ctypes.POINTER(ctypes.c_uint8), ctypes.c_size_t,
+                                                  llama_seq_id, llama_state_seq_flags], ctypes.c_size_t)
+def llama_state_seq_get_data_ext(ctx: int, dst: ctypes.Array, size: int, seq_id: int, flags: int, /) -> int: ...
+
+
+# LLAMA_API size_t llama_state_seq_set_data_ext(struct llama_context * ctx, const uint8_t * src, size_t size,
+#     llama_seq_id dest_seq_id, llama_state_seq_flags flags);
+@ctypes_function("llama_state_seq_set_data_ext", [llama_context_p, ctypes.POINTER(ctypes.c_uint8), ctypes.c_size_t,
+                                                  llama_seq_id, llama_state_seq_flags], ctypes.c_size_t)
+def llama_state_seq_set_data_ext(ctx: int, src: ctypes.Array, size: int, dest_seq_id: int, flags: int, /) -> int: ...
 
 
 # LLAMA_API struct llama_perf_context_data llama_perf_context(const struct llama_context * ctx);

@@ -16,7 +16,8 @@ __all__ = [
     "llama_model_n_head", "llama_model_has_encoder", "llama_model_has_decoder",
     "llama_model_meta_val_str", "llama_model_meta_count", "llama_model_meta_key_by_index",
     "llama_model_meta_val_str_by_index", "llama_model_desc", "llama_model_size", "llama_model_n_params",
-    "llama_model_chat_template", "llama_init_from_model", "llama_context_default_params",
+    "llama_model_chat_template", "llama_model_n_swa", "llama_model_is_recurrent", "llama_model_is_hybrid",
+    "llama_model_is_diffusion", "llama_init_from_model", "llama_context_default_params",
     "llama_vocab_n_tokens", "llama_vocab_type", "llama_vocab_get_text", "llama_vocab_get_attr",
     "llama_vocab_is_eog", "llama_vocab_is_control", "llama_vocab_bos", "llama_vocab_eos",
     "llama_vocab_eot", "llama_vocab_sep", "llama_vocab_nl", "llama_vocab_pad",
@@ -116,6 +117,26 @@ def llama_model_n_params(model: int, /) -> int: ...
 # LLAMA_API const char * llama_model_chat_template(const struct llama_model * model, const char * name);
 @ctypes_function("llama_model_chat_template", [llama_model_p, ctypes.c_char_p], ctypes.c_char_p)
 def llama_model_chat_template(model: int, name: bytes | None, /) -> bytes | None: ...
+
+
+# LLAMA_API int32_t llama_model_n_swa(const struct llama_model * model);
+@ctypes_function("llama_model_n_swa", [llama_model_p], ctypes.c_int32)
+def llama_model_n_swa(model: int, /) -> int: ...
+
+
+# LLAMA_API bool llama_model_is_recurrent(const struct llama_model * model);
+@ctypes_function("llama_model_is_recurrent", [llama_model_p], ctypes.c_bool)
+def llama_model_is_recurrent(model: int, /) -> bool: ...
+
+
+# LLAMA_API bool llama_model_is_hybrid(const struct llama_model * model);
+@ctypes_function("llama_model_is_hybrid", [llama_model_p], ctypes.c_bool)
+def llama_model_is_hybrid(model: int, /) -> bool: ...
+
+
+# LLAMA_API bool llama_model_is_diffusion(const struct llama_model * model);
+@ctypes_function("llama_model_is_diffusion", [llama_model_p], ctypes.c_bool)
+def llama_model_is_diffusion(model: int, /) -> bool: ...
 
 
 # LLAMA_API struct llama_context_params llama_context_default_params(void);

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from .backend import default_threads, ensure_backend
 from .context import Context, ContextParams
+from .memory import MemoryKind, SeqMemory
 from .model import NativeModel
 from .vocab import Vocab
 
-__all__ = ["Context", "ContextParams", "NativeModel", "Vocab", "default_threads", "ensure_backend"]
+__all__ = ["Context", "ContextParams", "NativeModel", "Vocab", "default_threads", "ensure_backend", "SeqMemory",
+           "MemoryKind"]

@@ -17,6 +17,7 @@ from ..api.types import (
 )
 from ..errors import ClosedError, ContextOverflowError, DecodeError, NativeError
 from .backend import default_threads
+from .memory import SeqMemory
 from .model import NativeModel
 
 __all__ = ["Context", "ContextParams", "Cancelled"]
@@ -40,13 +41,15 @@ class ContextParams:
     flash_attn: bool | None = None
     n_seq_max: int = 1
     kv_unified: bool = False  # one KV buffer shared by all sequences (any one may fill it)
+    swa_full: bool = True  # a full-size sliding-window cache; False saves memory, reuse then needs checkpoints
 
 
 class Context:
     """A llama.cpp context on one model, single sequence (seq 0) unless told otherwise.
 
-    It remembers which tokens its KV cache holds for sequence 0 (`tokens`), which
-    is what lets a new prompt that extends the previous one decode only its suffix.
+    It remembers which tokens its KV cache holds for sequence 0 (`tokens`, kept by
+    `self.seq0`, a `SeqMemory`), which is what lets a new prompt that extends the
+    previous one decode only its suffix, whatever kind of memory the model has.
     """
 
     def __init__(self, model: NativeModel, params: ContextParams = ContextParams()) -> None:
@@ -62,6 +65,7 @@ class Context:
         cp.pooling_type = params.pooling
         cp.n_seq_max = params.n_seq_max
         cp.kv_unified = params.kv_unified
+        cp.swa_full = params.swa_full
         cp.flash_attn_type = {None: LLAMA_FLASH_ATTN_TYPE_AUTO, True: LLAMA_FLASH_ATTN_TYPE_ENABLED,
                               False: LLAMA_FLASH_ATTN_TYPE_DISABLED}[params.flash_attn]
         handle = mapi.llama_init_from_model(model.handle, cp)
@@ -76,7 +80,7 @@ class Context:
         self.n_vocab: int = model.vocab.n_tokens
         self.pooling: int = capi.llama_pooling_type(handle)
         self._memory = capi.llama_get_memory(handle)
-        self.tokens: list[int] = []
+        self.seq0 = SeqMemory(self, 0)
         self._batch = capi.llama_batch_init(self.n_batch, 0, params.n_seq_max)
         self._batch_views()
 
@@ -113,36 +117,39 @@ class Context:
 
     # ------------------------------------------------------------ KV cache
 
-    def clear(self) -> None:
-        """Forget everything in the KV cache."""
-        capi.llama_memory_clear(self._memory_handle(), True)
-        self.tokens = []
+    @property
+    def tokens(self) -> list[int]:
+        """The tokens the memory holds for sequence 0."""
+        return self.seq0.tokens
 
-    def _memory_handle(self) -> int:
+    @tokens.setter
+    def tokens(self, value: list[int]) -> None:
+        self.seq0.tokens = value
+
+    def clear(self) -> None:
+        """Forget everything in the memory (every sequence)."""
+        capi.llama_memory_clear(self.memory_handle, True)
+        self.seq0.clear()
+
+    @property
+    def memory_handle(self) -> int:
+        """The context's `llama_memory_t`; raises `ClosedError` after `close()`."""
         self.handle
         return self._memory
 
-    def truncate(self, n_keep: int) -> None:
-        """Keep only the first `n_keep` tokens of sequence 0 in the KV cache."""
-        if n_keep >= len(self.tokens):
-            return
-        if not capi.llama_memory_seq_rm(self._memory_handle(), 0, n_keep, -1):
-            self.clear()  # a partial removal the memory cannot do (recurrent models)
-            return
-        del self.tokens[n_keep:]
+    def truncate(self, n_keep: int) -> int:
+        """Keep at most the first `n_keep` tokens of sequence 0; returns how many really stay
+        (fewer where the memory cannot be cut there: see `SeqMemory.truncate`)."""
+        return self.seq0.truncate(n_keep)
 
     def reuse_prefix(self, prompt: Sequence[int]) -> int:
-        """Trim the cache to its longest common prefix with `prompt`; returns how many tokens stay.
+        """Make sequence 0 hold the longest reusable prefix of `prompt`; returns how many tokens
+        stay, truthfully (`SeqMemory.prepare`). At least one prompt token is always left to decode."""
+        return self.seq0.prepare(prompt)
 
-        At least one prompt token is always left to decode, so logits exist for it.
-        """
-        limit = min(len(self.tokens), len(prompt) - 1)
-        n = 0
-        cached = self.tokens
-        while n < limit and cached[n] == prompt[n]:
-            n += 1
-        self.truncate(n)
-        return n
+    def checkpoint(self) -> None:
+        """Checkpoint sequence 0 at its current end when its memory cannot be cut (else nothing)."""
+        self.seq0.checkpoint()
 
     # ------------------------------------------------------------ decoding
 

@@ -81,6 +81,21 @@ class NativeModel:
         return capi.llama_model_n_params(self.handle)
 
     @property
+    def is_recurrent(self) -> bool:
+        """A recurrent model (Mamba, RWKV): its memory cannot be cut at a position."""
+        return capi.llama_model_is_recurrent(self.handle)
+
+    @property
+    def is_hybrid(self) -> bool:
+        """Attention plus recurrent layers (Jamba, Granite-hybrid, LFM2, ...): cannot be cut either."""
+        return capi.llama_model_is_hybrid(self.handle)
+
+    @property
+    def n_swa(self) -> int:
+        """The sliding-window size of its SWA layers, 0 without any."""
+        return capi.llama_model_n_swa(self.handle)
+
+    @property
     def has_encoder(self) -> bool:
         return capi.llama_model_has_encoder(self.handle)
 

@@ -78,6 +78,7 @@ _INT_TYPES = {
     "int": ctypes.c_int, "float": ctypes.c_float, "double": ctypes.c_double, "bool": ctypes.c_bool,
     "size_t": ctypes.c_size_t, "int8_t": ctypes.c_int8, "uint8_t": ctypes.c_uint8,
     "llama_token": ctypes.c_int32, "llama_pos": ctypes.c_int32, "llama_seq_id": ctypes.c_int32,
+    "llama_state_seq_flags": ctypes.c_uint32,
 }
 _POINTER_TYPEDEFS = {"llama_memory_t", "ggml_log_callback", "ggml_abort_callback", "llama_progress_callback",
                      "ggml_threadpool_t", "ggml_backend_dev_t"}

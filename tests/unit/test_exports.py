@@ -16,6 +16,7 @@ EXPECTED = {
     "LlamaError", "LibraryNotFoundError", "LibraryMismatchError", "ModelLoadError", "ClosedError", "NativeError",
     "DecodeError", "InvalidRequestError", "ContextOverflowError", "GrammarError", "SchemaError",
     "ChatTemplateError", "BusyError", "ServerStartError", "ServerError",
+    "StateError",
 }
 
 
