@@ -46,9 +46,11 @@ class Backend(Protocol):
 
     def logits(self, row: int) -> np.ndarray: ...
 
-    def seq_rm(self, seq: int, p0: int, p1: int = -1) -> bool: ...
+    def prepare(self, seq: int, prompt: Sequence[int]) -> int: ...
 
-    def seq_clear(self, seq: int) -> None: ...
+    def checkpoint(self, seq: int) -> None: ...
+
+    def clear(self, seq: int) -> None: ...
 
     def seq_pos_max(self, seq: int) -> int: ...
 
@@ -57,7 +59,7 @@ class Backend(Protocol):
 
     def save(self, seq: int) -> bytes: ...
 
-    def restore(self, seq: int, data: bytes) -> bool: ...
+    def restore(self, seq: int, tokens: Sequence[int], data: bytes) -> bool: ...
 
 
 class PromptCacheLike(Protocol):
@@ -209,7 +211,7 @@ class BatchWorker:
         """Give an idle slot's memory back (its state goes to the prompt cache first)."""
         assert self.backend is not None
         self._save(slot)
-        self.backend.seq_clear(slot.id)
+        self.backend.clear(slot.id)
         slot.cached = []
 
     def _save(self, slot: Slot) -> None:
@@ -226,10 +228,9 @@ class BatchWorker:
         backend, prompt = self.backend, work.tokens
         if n_reuse < len(slot.cached):
             self._save(slot)
-            if not backend.seq_rm(slot.id, n_reuse):  # memory that cannot be cut there: read it again
-                backend.seq_clear(slot.id)
-                n_reuse = 0
-            del slot.cached[n_reuse:]
+        # truthful: fewer where the memory cannot be cut there (a checkpoint, or nothing)
+        n_reuse = backend.prepare(slot.id, prompt)
+        slot.cached = list(prompt[:n_reuse])
         n_reuse = self._from_cache(slot, prompt, n_reuse)
         slot.work = work
         slot.pending = list(prompt[n_reuse:])
@@ -248,18 +249,12 @@ class BatchWorker:
         if hit is None or hit[0] <= n_reuse:
             return n_reuse
         n, state = hit
-        self._save(slot)
-        if not backend.restore(slot.id, state):
+        if not backend.restore(slot.id, prompt[:n], state):
             log.warning("llama.cpp refused a prompt-cache state of %d tokens; reading the prompt again", n)
             slot.cached = []
             return 0
-        slot.cached = list(prompt[:n])
-        keep = min(n, len(prompt) - 1)
-        if keep < n:
-            if not backend.seq_rm(slot.id, keep):
-                backend.seq_clear(slot.id)
-                keep = 0
-            del slot.cached[keep:]
+        keep = backend.prepare(slot.id, prompt) if n >= len(prompt) else n  # the last token is decoded
+        slot.cached = list(prompt[:keep])
         return keep
 
     # ------------------------------------------------------------ one step
@@ -297,6 +292,8 @@ class BatchWorker:
             row += len(entry.tokens)
             if entry.logits:
                 self._sample(slot, row - 1)
+            elif len(slot.pending) == 1:  # the prompt is read but its last token: a checkpoint here
+                self.backend.checkpoint(slot.id)
 
     def _plan(self, active: list[Slot]) -> list[Entry]:
         assert self.backend is not None
@@ -336,7 +333,7 @@ class BatchWorker:
             slot.cached.extend(entry.tokens[:done])
             del slot.pending[:done]
             if len(slot.cached) > kept:  # should not happen; never trust a record the memory disagrees with
-                self.backend.seq_clear(slot.id)
+                self.backend.clear(slot.id)
                 slot.cached = []
         if exc.code == 2 or self._closing.is_set():
             return  # aborted for cancelled slots or shutdown: the next step releases them

@@ -13,19 +13,23 @@ one-token-per-slot generation step should not pay for.
 from __future__ import annotations
 
 import ctypes
+import logging
 from typing import Callable, Sequence
 
 import numpy as np
 
 from ..api import context as capi
 from ..api.types import ggml_abort_callback
-from ..errors import DecodeError, NativeError
+from ..errors import DecodeError, NativeError, StateError
 from .context import Context
+from .memory import SeqMemory
 
 __all__ = ["BatchDecoder", "Aborted", "ABORT_MIN_TOKENS"]
 
 #: batches with at least this many tokens get the abort callback (see the module docstring)
 ABORT_MIN_TOKENS = 32
+
+log = logging.getLogger("llamactypes")
 
 _DECODE_CODES = {1: "no KV slot for the batch", 2: "aborted", -1: "invalid batch"}
 
@@ -57,6 +61,8 @@ class BatchDecoder:
         self._want = np.ctypeslib.as_array(b.logits, shape=(n,))
         self._n_seq[:] = 1
         self._seq_ptrs = [b.seq_id[i] for i in range(n)]
+        #: what each sequence's memory holds, kept true by `decode` and the methods below
+        self.memories = [SeqMemory(context, i) for i in range(self.n_seq_max)]
         self._should_abort = should_abort
         # kept alive as long as C may call it; exceptions inside count as "abort"
         self._abort_cb = ggml_abort_callback(self._abort_check)
@@ -103,11 +109,27 @@ class BatchDecoder:
         finally:
             if abortable:
                 capi.llama_set_abort_callback(self._handle, self._no_cb, None)
-        if code == 2:
-            raise Aborted("llama_decode was aborted", code=2)
         if code != 0:
+            self._resync(tokens, seq)
+            if code == 2:
+                raise Aborted("llama_decode was aborted", code=2)
             raise DecodeError(f"llama_decode failed with code {code} ({_DECODE_CODES.get(code, 'fatal error')})",
                               code=code)
+        memories = self.memories
+        for t, s in zip(tokens, seq):
+            memories[s].tokens.append(int(t))
+
+    def _resync(self, tokens: Sequence[int], seq: Sequence[int]) -> None:
+        """After a failed decode the memory may hold part of the batch: record what it holds."""
+        for s in set(seq):
+            memory = self.memories[s]
+            mine = [int(t) for t, q in zip(tokens, seq) if q == s]
+            kept = self.seq_pos_max(s) + 1
+            had = len(memory.tokens)
+            if had <= kept <= had + len(mine):
+                memory.tokens.extend(mine[:kept - had])
+            else:  # never trust a record the memory disagrees with
+                memory.clear()
 
     def logits(self, row: int) -> np.ndarray:
         """The logits of batch row `row` of the last decode, as a writable numpy view (no copy)."""
@@ -118,14 +140,19 @@ class BatchDecoder:
 
     # ------------------------------------------------------------ per-sequence memory
 
-    def seq_rm(self, seq: int, p0: int, p1: int = -1) -> bool:
-        """Remove positions [p0, p1) of `seq` (p1 -1: to the end); False when the memory
-        cannot cut there (recurrent state): the caller then clears the whole sequence."""
-        return bool(capi.llama_memory_seq_rm(self._memory, seq, p0, p1))
+    def prepare(self, seq: int, prompt: Sequence[int]) -> int:
+        """Make `seq` hold the longest reusable prefix of `prompt` (at most all but its last token);
+        returns its length, truthfully: where the memory cannot be cut (recurrent, hybrid, a small
+        sliding window) a checkpoint is restored or the sequence cleared (`SeqMemory.prepare`)."""
+        return self.memories[seq].prepare(prompt)
 
-    def seq_clear(self, seq: int) -> None:
+    def checkpoint(self, seq: int) -> None:
+        """Keep a checkpoint of `seq` at its current end when its memory cannot be cut (else nothing)."""
+        self.memories[seq].checkpoint()
+
+    def clear(self, seq: int) -> None:
         """Forget everything `seq` holds (always possible)."""
-        capi.llama_memory_seq_rm(self._memory, seq, -1, -1)
+        self.memories[seq].clear()
 
     def seq_pos_max(self, seq: int) -> int:
         """The last position `seq` holds, -1 when empty."""
@@ -133,27 +160,18 @@ class BatchDecoder:
 
     # ------------------------------------------------------------ per-sequence state (the prompt cache)
 
-    @property
-    def can_save(self) -> bool:
-        """Whether the bound library declares llama_state_seq_* (added with the memory work)."""
-        return all(hasattr(capi, name) for name in
-                   ("llama_state_seq_get_size", "llama_state_seq_get_data", "llama_state_seq_set_data"))
+    can_save = True
 
     def save(self, seq: int) -> bytes:
         """The whole state of `seq` (KV cells or recurrent state) as bytes."""
-        size = capi.llama_state_seq_get_size(self._handle, seq)  # type: ignore[attr-defined]
-        buf = (ctypes.c_uint8 * size)()
-        written = capi.llama_state_seq_get_data(self._handle, buf, size, seq)  # type: ignore[attr-defined]
-        if written != size:
-            raise NativeError(f"llama_state_seq_get_data wrote {written} of {size} bytes")
-        return bytes(buf)
+        return self.memories[seq].save()
 
-    def restore(self, seq: int, data: bytes) -> bool:
-        """Load a state saved by `save` into `seq` (cleared first); False when llama.cpp refuses it."""
-        self.seq_clear(seq)
-        buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
-        read = capi.llama_state_seq_set_data(self._handle, buf, len(data), seq)  # type: ignore[attr-defined]
-        if read != len(data):
-            self.seq_clear(seq)
+    def restore(self, seq: int, tokens: Sequence[int], data: bytes) -> bool:
+        """Load a state saved by `save` that holds `tokens` into `seq`; False (and `seq` empty)
+        when llama.cpp refuses it."""
+        try:
+            self.memories[seq].restore(tokens, data)
+        except StateError as exc:
+            log.warning("%s", exc)
             return False
         return True

@@ -40,7 +40,7 @@ class FakeBackend:
         self.batches: list[list[tuple[int, int, int, bool]]] = []  # (seq, pos, token, logits)
         self.durations: list[float] = []
         self.abort_after: int | None = None  # abort the next decode after this many tokens
-        self.saved: dict[int, int] = {}
+        self.checkpoints = 0
         self._rows: list[int] = []
         self.lock = threading.Lock()
 
@@ -75,13 +75,23 @@ class FakeBackend:
         out[(self._rows[row] + 1) % N_VOCAB] = 10.0
         return out
 
-    def seq_rm(self, seq: int, p0: int, p1: int = -1) -> bool:
-        if not self.can_cut and p0 > 0:
-            return False
-        del self.memory[seq][max(p0, 0):]
-        return True
+    def prepare(self, seq: int, prompt: Sequence[int]) -> int:
+        held = self.memory[seq]
+        n = 0
+        while n < min(len(held), len(prompt) - 1) and held[n] == prompt[n]:
+            n += 1
+        if n < len(held):
+            if self.can_cut:
+                del held[n:]
+            else:  # like a recurrent state without checkpoints: read it all again
+                held.clear()
+                n = 0
+        return n
 
-    def seq_clear(self, seq: int) -> None:
+    def checkpoint(self, seq: int) -> None:
+        self.checkpoints += 1
+
+    def clear(self, seq: int) -> None:
         self.memory[seq] = []
 
     def seq_pos_max(self, seq: int) -> int:
@@ -92,7 +102,8 @@ class FakeBackend:
     def save(self, seq: int) -> bytes:
         return bytes(self.memory[seq])
 
-    def restore(self, seq: int, data: bytes) -> bool:
+    def restore(self, seq: int, tokens: Sequence[int], data: bytes) -> bool:
+        assert list(data) == list(tokens)
         self.memory[seq] = list(data)
         return True
 
