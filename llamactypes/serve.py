@@ -50,6 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="let hybrid thinking models think unless a request says otherwise")
     parser.add_argument("--max-queue", type=int, default=16,
                         help="requests that may wait for the model; more get 503 (default %(default)s)")
+    parser.add_argument("--parallel", type=int, default=None, metavar="N",
+                        help="requests decoded together, each in its own slot of one context whose whole length "
+                             "any one of them may still use (default 4: an agent's title request, subagents and "
+                             "main turn at once; docs/engine.md)")
+    parser.add_argument("--cache-ram", type=int, default=2048, metavar="MiB",
+                        help="host memory for the states of conversations whose slot was reused, restored when "
+                             "they come back (0: off; default %(default)s)")
+    parser.add_argument("--cache-dir", default=None, metavar="DIR",
+                        help="keep those states on disk too (evicted ones, and every live slot's at a clean "
+                             "shutdown): a restarted server picks long conversations up without re-reading them")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--exit-on-stdin-eof", action="store_true",
                         help="stop when stdin closes (a parent process that spawned us went away)")
@@ -119,8 +129,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
+def _prompt_cache(args: argparse.Namespace, model: object) -> object | None:
+    """The prompt cache `--cache-ram` / `--cache-dir` ask for (`engine.prompt_cache`), or None."""
+    if args.cache_ram <= 0 and not args.cache_dir:
+        return None
+    try:
+        from .engine import prompt_cache
+    except ImportError:  # the memory work brings it; without it, live slots only
+        if args.cache_dir:
+            raise LlamaError("--cache-dir needs llamactypes.engine.prompt_cache, which this build lacks") from None
+        log.info("no prompt cache in this build: conversations are kept in their slots only")
+        return None
+    return prompt_cache.PromptCache(max(args.cache_ram, 0) * 1024 * 1024, cache_dir=args.cache_dir,
+                                    identity=prompt_cache.model_identity(model))
+
+
 def _serve(args: argparse.Namespace, path: Path) -> int:
-    from .engine import Engine
+    from .engine import DEFAULT_PARALLEL, Engine
     from .model import Model
     from .server import ServerConfig, create_app, make_http_server
 
@@ -129,12 +154,14 @@ def _serve(args: argparse.Namespace, path: Path) -> int:
     engine = app = server = None
     try:
         engine = Engine(model, model_id=args.alias, max_waiting=args.max_queue,
-                        enable_thinking=args.enable_thinking)
+                        enable_thinking=args.enable_thinking, parallel=args.parallel or DEFAULT_PARALLEL,
+                        cache=_prompt_cache(args, model))
         app = create_app(engine, ServerConfig(api_key=args.api_key))
         server = make_http_server(app, args.host, args.port)
         shown = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
         url = f"http://{shown}:{server.port}"
-        print(f"llamactypes: serving {engine.model_id} (context {engine.n_ctx} tokens, loaded in "
+        print(f"llamactypes: serving {engine.model_id} (context {engine.n_ctx} tokens, {engine.parallel} slots, "
+              f"loaded in "
               f"{time.monotonic() - started:.1f} s)\n"
               f"  OpenAI:    {url}/v1   (e.g. OPENAI_BASE_URL={url}/v1)\n"
               f"  Anthropic: {url}      (e.g. ANTHROPIC_BASE_URL={url})\n"

@@ -123,6 +123,8 @@ class BatchWorker:
                     self.step()
                 elif self.scheduler.peek() is None:
                     self.scheduler.wait(0.25)
+                else:  # the head cannot start yet (it should not happen with every slot idle): do not spin
+                    time.sleep(0.005)
         finally:
             self._shutdown()
 
@@ -182,6 +184,8 @@ class BatchWorker:
 
     def _run_exclusive(self, job: Job) -> None:
         self.exclusive = job
+        if self._closing.is_set():  # stop() came between take and here: it could not see this job
+            job.cancel()
         try:
             job.execute()
         finally:

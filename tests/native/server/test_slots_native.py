@@ -165,3 +165,22 @@ def test_metrics_and_slots_routes(server: ServerThread, engine: Engine) -> None:
     assert [s["id"] for s in slots] == [0, 1, 2, 3]
     assert all(s["state"] in ("idle", "prompt", "generating") and s["n_cached"] >= 0 for s in slots)
     assert any(s["n_cached"] > 0 and s["last_used"] > 0 for s in slots)
+
+
+def test_with_one_slot_a_returning_conversation_is_restored_from_the_prompt_cache(model: Model) -> None:
+    from tests.unit.server.fake_batch import DictCache
+
+    cache = DictCache()
+    a = model.tokenize("the story of the river and the stone " * 12)
+    greedy = Sampling(temperature=0, logit_bias={289: -1e9, 291: -1e9})
+    with Engine(model, parallel=1, cache=cache) as engine:
+        # one token: the slot then holds exactly `a` (a sampled token is decoded only when another follows)
+        fold_events(engine.complete(CompletionRequest(a, max_tokens=1, sampling=greedy)).events())
+        for other in ("a cloud", "an ember"):
+            fold_events(engine.complete(CompletionRequest(other, max_tokens=4, sampling=greedy)).events())
+        assert cache.puts >= 1 and cache.bytes > 0
+        follow = a + model.tokenize(" and then", add_special=False)
+        back = fold_events(engine.complete(CompletionRequest(follow, max_tokens=8, sampling=greedy)).events())
+    assert back.usage.cached_tokens >= len(a)
+    fresh = model.generate(follow, max_tokens=8, temperature=0, logit_bias={289: -1e9, 291: -1e9})
+    assert back.content == fresh
