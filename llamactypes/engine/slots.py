@@ -140,8 +140,11 @@ class ChunkSizer:
         """(a, b): seconds per prompt token at depth 0, and what each token of depth adds."""
         if not self._samples:
             return 0.0, 0.0
-        depths = [d for d, _ in self._samples]
-        costs = [c for _, c in self._samples]
+        # a step slowed by something else on the machine only ever looks slower: drop outliers
+        cut = 4 * sorted(c for _, c in self._samples)[len(self._samples) // 2]
+        kept = [(d, c) for d, c in self._samples if c <= cut] or list(self._samples)
+        depths = [d for d, _ in kept]
+        costs = [c for _, c in kept]
         mean_d = sum(depths) / len(depths)
         mean_c = sum(costs) / len(costs)
         var = sum((d - mean_d) ** 2 for d in depths)

@@ -66,6 +66,15 @@ def test_plan_puts_single_tokens_first_then_the_oldest_prompt_chunks() -> None:
     assert [(e.tokens, e.logits) for e in plan_step([last], 512, 0)] == [([7], True)]
 
 
+def test_chunk_sizer_ignores_a_step_slowed_by_something_else() -> None:
+    sizer = ChunkSizer(target=0.25, n_min=16, n_max=4096)
+    for _ in range(8):
+        sizer.observe(0, 100, 0, 0.1)
+    before = sizer.tokens(0)
+    sizer.observe(0, 100, 0, 30.0)  # another process took the cores for a while
+    assert sizer.tokens(0) == before == 250
+
+
 def test_chunk_sizer_learns_a_cost_that_grows_with_depth() -> None:
     sizer = ChunkSizer(target=0.25, n_min=16, n_max=4096)
     assert sizer.tokens(0) == 64  # nothing measured yet: a small first chunk
