@@ -30,6 +30,8 @@ class Limits:
     seq_checkpoint_bytes: int = 256 * 1024 * 1024  # all checkpoints of one sequence together, bytes
     # one state file of the prompt cache's --cache-dir (a bigger one is refused, not read into memory)
     cache_file_bytes: int = 4 * 1024 * 1024 * 1024
+    # all of one model's state files in --cache-dir together; the least recently used go first
+    cache_dir_bytes: int = 32 * 1024 * 1024 * 1024
 
 
 DEFAULT_LIMITS = Limits()
