@@ -133,15 +133,10 @@ def _prompt_cache(args: argparse.Namespace, model: object) -> object | None:
     """The prompt cache `--cache-ram` / `--cache-dir` ask for (`engine.prompt_cache`), or None."""
     if args.cache_ram <= 0 and not args.cache_dir:
         return None
-    try:
-        from .engine import prompt_cache
-    except ImportError:  # the memory work brings it; without it, live slots only
-        if args.cache_dir:
-            raise LlamaError("--cache-dir needs llamactypes.engine.prompt_cache, which this build lacks") from None
-        log.info("no prompt cache in this build: conversations are kept in their slots only")
-        return None
+    from .engine import prompt_cache
+    identity = prompt_cache.ModelIdentity.of_file(model.path)  # type: ignore[attr-defined]
     return prompt_cache.PromptCache(max(args.cache_ram, 0) * 1024 * 1024, cache_dir=args.cache_dir,
-                                    identity=prompt_cache.model_identity(model))
+                                    identity=identity)
 
 
 def _serve(args: argparse.Namespace, path: Path) -> int:

@@ -69,6 +69,8 @@ class PromptCacheLike(Protocol):
 
     def lookup(self, tokens: Sequence[int]) -> tuple[int, bytes] | None: ...
 
+    def __contains__(self, tokens: Sequence[int]) -> bool: ...
+
 
 @dataclass(eq=False)
 class SlotRequest:
@@ -221,6 +223,8 @@ class BatchWorker:
     def _save(self, slot: Slot) -> None:
         backend, cache = self.backend, self.cache
         if cache is None or backend is None or len(slot.cached) < MIN_SAVE_TOKENS or not backend.can_save:
+            return
+        if slot.cached in cache:  # type: ignore[operator]  # saved before and not changed since
             return
         try:
             cache.put(list(slot.cached), backend.save(slot.id))

@@ -122,6 +122,9 @@ class DictCache:
         self.entries[tuple(tokens)] = state
         self.bytes = sum(len(v) for v in self.entries.values())
 
+    def __contains__(self, tokens: Sequence[int]) -> bool:
+        return tuple(tokens) in self.entries
+
     def lookup(self, tokens: Sequence[int]) -> tuple[int, bytes] | None:
         best = None
         for key, state in self.entries.items():
