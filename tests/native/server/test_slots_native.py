@@ -184,3 +184,21 @@ def test_with_one_slot_a_returning_conversation_is_restored_from_the_prompt_cach
     assert back.usage.cached_tokens >= len(a)
     fresh = model.generate(follow, max_tokens=8, temperature=0, logit_bias={289: -1e9, 291: -1e9})
     assert back.content == fresh
+
+
+def test_a_live_slot_saved_at_shutdown_comes_back_after_a_restart(model: Model, tmp_path: Path) -> None:
+    from llamactypes.engine.prompt_cache import ModelIdentity, PromptCache
+
+    identity = ModelIdentity.of_file(model.path)
+    a = model.tokenize("the story of the river and the stone " * 12)
+    follow = a + model.tokenize(" and then", add_special=False)
+    greedy = Sampling(temperature=0, logit_bias={289: -1e9, 291: -1e9})
+    with Engine(model, parallel=2, cache=PromptCache(64 << 20, tmp_path, identity)) as engine:
+        fold_events(engine.complete(CompletionRequest(a, max_tokens=1, sampling=greedy)).events())
+    assert list(tmp_path.iterdir()), "close() wrote no state to the cache dir"
+    with Engine(model, parallel=2, cache=PromptCache(64 << 20, tmp_path, identity)) as engine:
+        back = fold_events(engine.complete(CompletionRequest(follow, max_tokens=8, sampling=greedy)).events())
+        metrics = engine.metrics()
+    assert back.usage.cached_tokens == len(a)
+    assert metrics["prompt_tokens_cached_total"] == len(a) and metrics["cache_bytes"] > 0
+    assert back.content == model.generate(follow, max_tokens=8, temperature=0, logit_bias={289: -1e9, 291: -1e9})
