@@ -45,11 +45,13 @@ NOTES = ("Notes from the design review: the parser keeps a stack of open rules, 
 
 
 def stream(url: str, messages: list[dict[str, str]], n: int, banned: list[int],
-           start: float | None = None) -> list[float]:
-    """Arrival times (perf_counter) of the content chunks of one streamed chat; [0] is the request start."""
+           start: float | None = None, text: list[str] | None = None) -> list[float]:
+    """Arrival times (perf_counter) of the content chunks of one streamed chat; [0] is the request start.
+    The answer's pieces go to `text` when given."""
     body = {"messages": messages, "max_tokens": n, "temperature": 0, "stream": True,
             "logit_bias": {str(t): False for t in banned}}
     times = [start if start is not None else time.perf_counter()]
+    text = [] if text is None else text
     with requests.post(url + "/v1/chat/completions", json=body, stream=True, timeout=600) as response:
         response.raise_for_status()
         for event in iter_sse(response.iter_content(chunk_size=None)):
@@ -58,6 +60,7 @@ def stream(url: str, messages: list[dict[str, str]], n: int, banned: list[int],
             chunk = json.loads(event.data)
             if chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
                 times.append(time.perf_counter())
+                text.append(chunk["choices"][0]["delta"]["content"])
     return times
 
 
@@ -68,8 +71,9 @@ def conversation(tag: str, words: int) -> list[dict[str, str]]:
 
 def agent_traffic(url: str, banned: list[int], a: list[dict[str, str]]) -> tuple[float, float, list[dict[str, Any]]]:
     """(a): TTFT of A's first turn, of A's next turn after 3 other conversations; A's next turn's messages."""
-    first = stream(url, a, 16, banned)
-    answer = "The notes describe the parser, matcher, sampler and server."
+    pieces: list[str] = []
+    first = stream(url, a, 16, banned, text=pieces)
+    answer = "".join(pieces)  # what a client sends back
     for other in ("title", "subagent-1", "subagent-2"):
         stream(url, [{"role": "system", "content": f"You write {other} answers."},
                      {"role": "user", "content": "Say something short."}], 8, banned)

@@ -50,6 +50,8 @@ class Backend(Protocol):
 
     def checkpoint(self, seq: int) -> None: ...
 
+    def truncate(self, seq: int, n_keep: int) -> int: ...
+
     def clear(self, seq: int) -> None: ...
 
     def seq_pos_max(self, seq: int) -> int: ...
@@ -220,10 +222,21 @@ class BatchWorker:
         self.backend.clear(slot.id)
         slot.cached = []
 
-    def _save(self, slot: Slot) -> None:
+    def _save(self, slot: Slot, keep: int = 0) -> None:
+        """Put the slot's state into the prompt cache before its memory is overwritten or freed.
+
+        What is saved ends where the slot's last prompt ended (or at `keep`, when the next user
+        of the slot keeps more): a client sends the answer back re-rendered, whose tokens need not
+        be the ones sampled, but the prompt before it comes back unchanged, so the entry is a prefix.
+        """
         backend, cache = self.backend, self.cache
         if cache is None or backend is None or len(slot.cached) < MIN_SAVE_TOKENS or not backend.can_save:
             return
+        end = max(slot.n_prompt, keep)
+        if 0 < end < len(slot.cached):
+            del slot.cached[backend.truncate(slot.id, end):]
+            if len(slot.cached) < MIN_SAVE_TOKENS:
+                return
         if slot.cached in cache:  # type: ignore[operator]  # saved before and not changed since
             return
         try:
@@ -235,7 +248,7 @@ class BatchWorker:
         assert self.backend is not None
         backend, prompt = self.backend, work.tokens
         if n_reuse < len(slot.cached):
-            self._save(slot)
+            self._save(slot, keep=n_reuse)
         # truthful: fewer where the memory cannot be cut there (a checkpoint, or nothing)
         n_reuse = backend.prepare(slot.id, prompt)
         slot.cached = list(prompt[:n_reuse])
@@ -243,6 +256,7 @@ class BatchWorker:
         slot.work = work
         slot.pending = list(prompt[n_reuse:])
         slot.n_cached = n_reuse
+        slot.n_prompt = len(prompt)
         slot.admitted = next(self._order)
         slot.last_used = time.time()
         work.step.budget = min(work.step.budget, backend.n_ctx - len(prompt))

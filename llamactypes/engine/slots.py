@@ -39,6 +39,7 @@ class Slot:
     work: Any = None
     pending: list[int] = field(default_factory=list)
     n_cached: int = 0  # prompt tokens reused when the current request was admitted
+    n_prompt: int = 0  # the length of the last prompt it read (where a saved state should end)
     last_used: float = 0.0
     admitted: int = 0  # admission order: older prompts are read first
 

@@ -150,6 +150,11 @@ class BatchDecoder:
         """Keep a checkpoint of `seq` at its current end when its memory cannot be cut (else nothing)."""
         self.memories[seq].checkpoint()
 
+    def truncate(self, seq: int, n_keep: int) -> int:
+        """Keep at most the first `n_keep` tokens of `seq`; returns how many it really keeps
+        (a checkpoint at or before it, or none, where the memory cannot be cut there)."""
+        return self.memories[seq].truncate(n_keep)
+
     def clear(self, seq: int) -> None:
         """Forget everything `seq` holds (always possible)."""
         self.memories[seq].clear()

@@ -15,6 +15,7 @@ import requests
 from llamactypes.engine import Engine
 from llamactypes.server import ServerConfig, ServerThread, create_app
 from llamactypes.server.sse import iter_sse
+from tests.fixtures.isolation import assert_own_answer
 
 BANNED_EOG = {"289": False, "291": False}  # the tiny model's end tokens (checked below): keep it talking
 
@@ -122,7 +123,8 @@ def test_concurrent_clients_are_all_answered_and_never_mixed(server: ServerThrea
         t.start()
     for t in threads:
         t.join(60)
-    assert together == alone
+    for prompt, text in together.items():  # batched math may differ in the last bits (docs/engine.md)
+        assert_own_answer(text, alone, prompt)
 
 
 def test_closing_the_engine_ends_a_stream_in_flight_with_an_error_event(tiny_model_path: Any) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from llamactypes import Model
 from llamactypes.engine import CompletionRequest, Engine, Sampling, fold_events
+from tests.fixtures.isolation import assert_own_answer
 from tests.fixtures.tiny_arch import write_tiny_arch
 
 ARCHS = ["gemma2", "lfm2", "mamba"]
@@ -56,4 +57,5 @@ def test_a_returning_conversation_on_a_slot_equals_a_fresh_model(arch: str, arch
                 t.join(60)
         fresh = model.generate(second, max_tokens=10, temperature=0)
     assert text == fresh
-    assert [together[0], together[1]] == alone
+    for i in range(2):  # equal, or parted at a near-tie of batched math (docs/engine.md)
+        assert_own_answer(together[i], dict(enumerate(alone)), i)

@@ -15,6 +15,8 @@ from llamactypes import Model
 from llamactypes.engine import ChatRequest, CompletionRequest, Engine, Finished, Sampling, Started, fold_events
 from llamactypes.server import ServerConfig, ServerThread, create_app
 
+from tests.fixtures.isolation import assert_own_answer
+
 from .test_live_native import BANNED_EOG, stream_events, wait_ready
 
 MARKERS = ["apple", "river", "stone", "cloud", "ember", "frost"]
@@ -76,7 +78,8 @@ def test_concurrent_requests_in_both_apis_streamed_and_not_never_mix(server: Ser
         t.start()
     for t in threads:
         t.join(120)
-    assert together == alone
+    for call, text in together.items():  # batched math may differ in the last bits (docs/engine.md)
+        assert_own_answer(text, {c: t for c, t in alone.items() if c[0] is call[0] and c[2] == call[2]}, call)
 
 
 def test_a_batched_answer_equals_model_stream_alone(model: Model, engine: Engine) -> None:
@@ -84,7 +87,9 @@ def test_a_batched_answer_equals_model_stream_alone(model: Model, engine: Engine
     direct = [model.generate(p, max_tokens=20, temperature=0, logit_bias={289: -1e9, 291: -1e9}) for p in prompts]
     jobs = [engine.complete(CompletionRequest(p, max_tokens=20, sampling=Sampling(
         temperature=0, logit_bias={289: -1e9, 291: -1e9}))) for p in prompts]
-    assert [fold_events(j.events()).content for j in jobs] == direct
+    answers = [fold_events(j.events()).content for j in jobs]
+    for i, answer in enumerate(answers):  # equal, or parted at a near-tie (docs/engine.md)
+        assert_own_answer(answer, dict(enumerate(direct)), i)
 
 
 def test_a_hang_up_frees_its_slot_and_leaves_the_others_alone(server: ServerThread, engine: Engine) -> None:
@@ -202,3 +207,33 @@ def test_a_live_slot_saved_at_shutdown_comes_back_after_a_restart(model: Model, 
     assert back.usage.cached_tokens == len(a)
     assert metrics["prompt_tokens_cached_total"] == len(a) and metrics["cache_bytes"] > 0
     assert back.content == model.generate(follow, max_tokens=8, temperature=0, logit_bias={289: -1e9, 291: -1e9})
+
+
+def test_batched_logits_are_close_to_alone(model: Model) -> None:
+    """The closeness half of isolation: a prompt read in chunks beside other sequences gives
+    logits within a small tolerance of the same prompt read alone (and the same argmax here)."""
+    import numpy as np
+
+    from llamactypes.native.batch import BatchDecoder
+
+    p = model.tokenize("name a fruit and tell me why you like it " * 3)
+    q = model.tokenize("a completely different prompt about the sea")
+    ctx = model.open_context(4)
+    decoder = BatchDecoder(ctx)
+    try:
+        n = len(p)
+        decoder.decode(p, list(range(n)), [0] * n, [False] * (n - 1) + [True])
+        alone = decoder.logits(n - 1).copy()
+        half = n // 2  # p in two chunks, beside q's prompt and another sequence's single token
+        decoder.decode(p[:half] + q, [*range(half), *range(len(q))], [1] * half + [2] * len(q),
+                       [False] * (half + len(q)))
+        decoder.decode([q[0]] + p[half:], [len(q), *range(half, n)], [2] + [1] * (n - half),
+                       [True] + [False] * (n - half - 1) + [True])
+        batched = decoder.logits(n - half).copy()
+        assert decoder.memories[1].tokens == p and decoder.memories[2].tokens == q + [q[0]]
+    finally:
+        decoder.close()
+        ctx.close()
+    scale = float(np.abs(alone).max())
+    assert float(np.abs(alone - batched).max()) <= 1e-3 * scale
+    assert int(np.argmax(alone)) == int(np.argmax(batched))

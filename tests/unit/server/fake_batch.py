@@ -88,6 +88,15 @@ class FakeBackend:
                 n = 0
         return n
 
+    def truncate(self, seq: int, n_keep: int) -> int:
+        held = self.memory[seq]
+        if n_keep < len(held):
+            if self.can_cut:
+                del held[n_keep:]
+            else:
+                held.clear()
+        return len(held)
+
     def checkpoint(self, seq: int) -> None:
         self.checkpoints += 1
 
