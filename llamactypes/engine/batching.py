@@ -225,14 +225,16 @@ class BatchWorker:
     def _save(self, slot: Slot, keep: int = 0) -> None:
         """Put the slot's state into the prompt cache before its memory is overwritten or freed.
 
-        What is saved ends where the slot's last prompt ended (or at `keep`, when the next user
-        of the slot keeps more): a client sends the answer back re-rendered, whose tokens need not
-        be the ones sampled, but the prompt before it comes back unchanged, so the entry is a prefix.
+        What is saved ends just before the last token of the slot's last prompt (or at `keep`, when
+        the next user of the slot keeps more): a client sends the answer back re-rendered, whose
+        tokens need not be the ones sampled, but the prompt before it comes back unchanged, so the
+        entry is a proper prefix of the next turn, or of the same prompt sent again; a memory that
+        cannot be cut has its checkpoint exactly there.
         """
         backend, cache = self.backend, self.cache
         if cache is None or backend is None or len(slot.cached) < MIN_SAVE_TOKENS or not backend.can_save:
             return
-        end = max(slot.n_prompt, keep)
+        end = max(slot.n_prompt - 1, keep)  # a proper prefix even of the same prompt sent again
         if 0 < end < len(slot.cached):
             del slot.cached[backend.truncate(slot.id, end):]
             if len(slot.cached) < MIN_SAVE_TOKENS:

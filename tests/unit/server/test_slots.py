@@ -210,9 +210,13 @@ def test_with_fewer_slots_a_returning_conversation_comes_back_from_the_prompt_ca
     run_until_idle(worker)
     back = slot_job(scheduler, a + "(the answer, re-rendered)?", 2)
     run_until_idle(worker)
-    assert back[1].n_cached == len(a) and back[1].text == alone("?", 2)  # saved where A's prompt ended
+    assert back[1].n_cached == len(a) - 1 and back[1].text == alone("?", 2)  # saved where A's prompt ended
     assert answer.text
     assert backend.memory[0][:len(a)] == list(a.encode())
+    again = slot_job(scheduler, a, 2)  # the very same prompt again (a retry) finds it too
+    slot_job(scheduler, "D" * MIN_SAVE_TOKENS, 2)
+    run_until_idle(worker)
+    assert again[1].n_cached == len(a) - 1
 
 
 def test_memory_that_cannot_be_cut_is_read_again_and_reported_truthfully() -> None:
@@ -238,7 +242,7 @@ def test_when_the_shared_context_fills_idle_slots_give_way_then_the_longest_stre
 def test_shutdown_cancels_every_slot_and_saves_live_ones() -> None:
     cache = DictCache()
     worker, backend, scheduler = make(n_slots=2, cache=cache)
-    slot_job(scheduler, "s" * MIN_SAVE_TOKENS, 1)
+    slot_job(scheduler, "s" * (MIN_SAVE_TOKENS + 2), 1)
     run_until_idle(worker)
     running = slot_job(scheduler, "t" * 5, 100)
     worker.admit()
