@@ -19,7 +19,7 @@ from .errors import ContextOverflowError, InvalidRequestError
 from .native.context import Cancelled, Context
 from .sampling import Sampler, SamplingParams
 
-__all__ = ["GenerateOptions", "Generation", "Constraint", "ModelLock", "FINISH_REASONS"]
+__all__ = ["GenerateOptions", "Generation", "TokenStep", "Constraint", "ModelLock", "FINISH_REASONS"]
 
 log = logging.getLogger("llamactypes")
 
@@ -123,6 +123,85 @@ class _StopMatcher:
         return out
 
 
+class TokenStep:
+    """One sequence's choice of tokens after its prompt: sampler (seed, penalties), grammar
+    constraint, stop strings and incremental UTF-8, with no context of its own.
+
+    The single-sequence loop (`Generation`) and the engine's batched slots both drive it:
+    give it the logits row that follows the last decoded token (`advance`), decode the token it
+    chose (`token`) unless it `finished`. Owning nothing native, it is cheap and per request.
+    """
+
+    def __init__(self, *, prompt: Sequence[int], options: GenerateOptions, n_vocab: int,
+                 pieces: Callable[[int], bytes], eog: Collection[int], budget: int,
+                 constraint: Constraint | None = None) -> None:
+        self.options = options
+        self.budget = budget if options.max_tokens is None else min(options.max_tokens, budget)
+        self.finish_reason: str | None = None
+        self.stop_sequence: str | None = None
+        self.tokens: list[int] = []
+        self.text = ""
+        self.token: int | None = None
+        self._pieces = pieces
+        self._eog = eog
+        self._constraint = constraint
+        self._sampler = Sampler(options.sampling, n_vocab, history=list(prompt))
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._stops = _StopMatcher(options.stop)
+
+    @property
+    def finished(self) -> bool:
+        return self.finish_reason is not None
+
+    def finish(self, reason: str) -> None:
+        if self.finish_reason is None:
+            self.finish_reason = reason
+
+    def advance(self, logits: Any) -> str:
+        """Choose the next token from `logits` (edited in place); returns the text now safe
+        to emit. Afterwards either `finished` is set or `token` is the token to decode next."""
+        self.token = None
+        if self.finished:
+            return ""
+        if len(self.tokens) >= self.budget:
+            return self._end("length")
+        if self.options.ignore_eos and self._eog:
+            logits[list(self._eog)] = float("-inf")
+        sampler, constraint = self._sampler, self._constraint
+        sampler.prepare(logits)
+        try:
+            token = sampler.sample(logits, constraint)
+        except Sampler.NoCandidate:  # type: ignore[attr-defined]
+            log.warning("no token is allowed here (grammar dead end); ending the generation")
+            return self._end("stop")
+        if token in self._eog:
+            return self._end("stop")
+        sampler.accept(token)
+        if constraint is not None:
+            constraint.accept(token)
+        self.tokens.append(token)
+        text = self._decoder.decode(self._pieces(token))
+        out, matched = self._stops.feed(text) if text else ("", None)
+        self.text += out
+        if matched is not None:
+            self.stop_sequence = matched
+            self.finish("stop_sequence")
+            return out
+        if constraint is not None and constraint.is_dead_end():
+            return out + self._end("stop")
+        if len(self.tokens) >= self.budget:
+            return out + self._end("length")
+        self.token = token
+        return out
+
+    def _end(self, reason: str) -> str:
+        """Finish with `reason` and flush what was held back (a partial stop string, UTF-8)."""
+        self.finish(reason)
+        rest = self._stops.feed(self._decoder.decode(b"", final=True))[0] + self._stops.flush()
+        self.text += rest
+        return rest
+
+
 class Generation(Iterator[str]):
     """One running generation; iterate it for text pieces, `close()` to cancel."""
 
@@ -134,18 +213,12 @@ class Generation(Iterator[str]):
             raise InvalidRequestError("the prompt is empty", param="prompt")
         if self.n_prompt >= context.n_ctx:
             raise ContextOverflowError(self.n_prompt, context.n_ctx)
-        self.finish_reason: str | None = None
-        self.stop_sequence: str | None = None
         self.n_cached = 0
-        self.tokens: list[int] = []
-        self.text = ""
         self._ctx = context
         self._prompt = list(prompt)
-        self._options = options
-        self._pieces = pieces
-        self._eog = eog
         self._lock = lock
-        self._constraint = constraint
+        self._step = TokenStep(prompt=self._prompt, options=options, n_vocab=context.n_vocab, pieces=pieces,
+                               eog=eog, budget=context.n_ctx, constraint=constraint)
         self._cancel = threading.Event()
         self._gen = self._run()
 
@@ -178,27 +251,39 @@ class Generation(Iterator[str]):
         return self.text
 
     @property
+    def finish_reason(self) -> str | None:
+        return self._step.finish_reason
+
+    @property
+    def stop_sequence(self) -> str | None:
+        return self._step.stop_sequence
+
+    @property
+    def tokens(self) -> list[int]:
+        return self._step.tokens
+
+    @property
+    def text(self) -> str:
+        return self._step.text
+
+    @property
     def n_generated(self) -> int:
-        return len(self.tokens)
+        return len(self._step.tokens)
 
     # ------------------------------------------------------------ the loop
-
-    def _finish(self, reason: str) -> None:
-        if self.finish_reason is None:
-            self.finish_reason = reason
 
     def _run(self) -> Iterator[str]:
         self._lock.acquire()
         try:
             yield from self._loop()
         except GeneratorExit:
-            self._finish("cancelled")
+            self._step.finish("cancelled")
             raise
         finally:
             self._lock.release()
 
     def _loop(self) -> Iterator[str]:
-        ctx, opts = self._ctx, self._options
+        ctx, step = self._ctx, self._step
         self.n_cached = ctx.reuse_prefix(self._prompt)
         try:
             # The last prompt token is always decoded on its own: its logits then come from
@@ -210,56 +295,16 @@ class Generation(Iterator[str]):
             ctx.checkpoint()
             ctx.decode(self._prompt[-1:], should_stop=self._cancel.is_set)
         except Cancelled:
-            self._finish("cancelled")
+            step.finish("cancelled")
             return
-        room = ctx.n_ctx - len(ctx.tokens)
-        budget = room if opts.max_tokens is None else min(opts.max_tokens, room)
-        sampler = Sampler(opts.sampling, ctx.n_vocab, history=self._prompt)
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        stops = _StopMatcher(opts.stop)
-        constraint = self._constraint
-        eog = self._eog
+        step.budget = min(step.budget, ctx.n_ctx - len(ctx.tokens))
         while True:
             if self._cancel.is_set():
-                self._finish("cancelled")
+                step.finish("cancelled")
                 return
-            if len(self.tokens) >= budget:
-                self._finish("length")
-                break
-            logits = ctx.logits()
-            if opts.ignore_eos and eog:
-                logits[list(eog)] = float("-inf")
-            sampler.prepare(logits)
-            try:
-                token = sampler.sample(logits, constraint)
-            except Sampler.NoCandidate:  # type: ignore[attr-defined]
-                log.warning("no token is allowed here (grammar dead end); ending the generation")
-                self._finish("stop")
-                break
-            if token in eog:
-                self._finish("stop")
-                break
-            sampler.accept(token)
-            if constraint is not None:
-                constraint.accept(token)
-            self.tokens.append(token)
-            text = decoder.decode(self._pieces(token))
-            out, matched = stops.feed(text) if text else ("", None)
+            out = step.advance(ctx.logits())
             if out:
-                self.text += out
                 yield out
-            if matched is not None:
-                self.stop_sequence = matched
-                self._finish("stop_sequence")
+            if step.token is None:
                 return
-            if constraint is not None and constraint.is_dead_end():
-                self._finish("stop")
-                break
-            if len(self.tokens) >= budget:
-                self._finish("length")
-                break
-            ctx.decode_one(token)
-        rest = stops.feed(decoder.decode(b"", final=True))[0] + stops.flush()
-        if rest:
-            self.text += rest
-            yield rest
+            ctx.decode_one(step.token)

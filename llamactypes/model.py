@@ -11,6 +11,7 @@ only its new suffix, which is what keeps multi-turn chat fast.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -20,9 +21,10 @@ import numpy as np
 
 from .api.types import LLAMA_POOLING_TYPE_MEAN, LLAMA_POOLING_TYPE_NONE, LLAMA_POOLING_TYPE_UNSPECIFIED
 from .errors import ClosedError, ContextOverflowError, InvalidRequestError
-from .generation import GenerateOptions, Generation, ModelLock
+from .generation import GenerateOptions, Generation, ModelLock, TokenStep
 from .gguf import read_metadata
 from .native import Context, ContextParams, NativeModel
+from .native.context import Cancelled
 from .sampling import SamplingParams
 
 __all__ = ["Model"]
@@ -237,6 +239,26 @@ class Model:
         `Grammar`), grammar_lazy, trigger_patterns, trigger_words, trigger_tokens,
         grammar_after.
         """
+        opts, constraint = self._generate_options(max_tokens, stop, ignore_eos, preserved_tokens, options)
+        tokens = self._prompt_tokens(prompt)
+        ctx = self._context()
+        if len(tokens) >= ctx.n_ctx:
+            raise ContextOverflowError(len(tokens), ctx.n_ctx)
+        return Generation(context=ctx, prompt=tokens, options=opts,
+                          pieces=self._piece_for_output(opts.preserved_tokens), eog=self.eog_tokens,
+                          lock=self._lock, constraint=constraint)
+
+    def token_step(self, prompt: Sequence[int], *, max_tokens: int | None = 256, stop: str | Sequence[str] = (),
+                   ignore_eos: bool = False, preserved_tokens: Collection[int] = (), **options: Any) -> TokenStep:
+        """The per-sequence sampling state for `prompt` (same options as `stream`), without a context:
+        what the engine's batched slots drive with the logits rows of a shared context."""
+        opts, constraint = self._generate_options(max_tokens, stop, ignore_eos, preserved_tokens, options)
+        return TokenStep(prompt=prompt, options=opts, n_vocab=self.n_vocab,
+                         pieces=self._piece_for_output(opts.preserved_tokens), eog=self.eog_tokens,
+                         budget=self.n_ctx, constraint=constraint)
+
+    def _generate_options(self, max_tokens: int | None, stop: str | Sequence[str], ignore_eos: bool,
+                          preserved_tokens: Collection[int], options: Mapping[str, Any]) -> tuple[GenerateOptions, Any]:
         unknown = set(options) - set(_SAMPLING_KEYS) - set(_GRAMMAR_KEYS)
         if unknown:
             raise InvalidRequestError(f"unknown option(s): {', '.join(sorted(unknown))}", param=sorted(unknown)[0])
@@ -246,13 +268,20 @@ class Model:
         opts = GenerateOptions(max_tokens=max_tokens, stop=(stop,) if isinstance(stop, str) else tuple(stop),
                                ignore_eos=ignore_eos, preserved_tokens=frozenset(preserved_tokens),
                                sampling=SamplingParams(**sampling))
-        tokens = self._prompt_tokens(prompt)
-        ctx = self._context()
-        if len(tokens) >= ctx.n_ctx:
-            raise ContextOverflowError(len(tokens), ctx.n_ctx)
-        constraint = self._constraint({k: options.get(k) for k in _GRAMMAR_KEYS})
-        return Generation(context=ctx, prompt=tokens, options=opts,
-                          pieces=self._piece_for_output(opts.preserved_tokens), eog=self.eog_tokens, lock=self._lock, constraint=constraint)
+        return opts, self._constraint({k: options.get(k) for k in _GRAMMAR_KEYS})
+
+    def open_context(self, n_seq_max: int) -> Context:
+        """A new context of this model's size holding `n_seq_max` sequences in one unified KV cache
+        (any one sequence may use all of it): the engine's batched slots. The caller owns it and
+        must close it before the model. The model's own single-sequence context is freed now
+        (it comes back on the next `stream`), so the two never hold memory at once in a server."""
+        if self._native.closed:
+            raise ClosedError("the model has been closed")
+        with self._lock:
+            if self._ctx is not None:
+                self._ctx.close()
+                self._ctx = None
+        return Context(self._native, dataclasses.replace(self._ctx_params, n_seq_max=n_seq_max, kv_unified=True))
 
     def generate(self, prompt: str | Sequence[int], **options: Any) -> str:
         """Generate and return the whole text (same options as `stream`)."""
@@ -292,11 +321,13 @@ class Model:
                 flash_attn=self._ctx_params.flash_attn))
         return self._embed_ctx
 
-    def embed(self, texts: str | Iterable[str], normalize: bool = True) -> np.ndarray:
+    def embed(self, texts: str | Iterable[str], normalize: bool = True,
+              should_stop: Callable[[], bool] | None = None) -> np.ndarray:
         """Embeddings of one text (1-D) or of several (2-D, one row each), L2-normalized.
 
         Pooling is the model's own (`<arch>.pooling_type`); generative models without
-        one get mean pooling over the text's tokens.
+        one get mean pooling over the text's tokens. `should_stop` is checked between texts
+        and between batches of a text: when it says so, `native.Cancelled` is raised.
         """
         single = isinstance(texts, str)
         items = [texts] if single else list(texts)
@@ -306,13 +337,15 @@ class Model:
             ctx = self._embedding_context()
             rows = []
             for text in items:
+                if should_stop is not None and should_stop():
+                    raise Cancelled()
                 tokens = self.vocabulary.tokenize(text, add_special=True, parse_special=False)
                 if not tokens:
                     raise InvalidRequestError("cannot embed an empty text", param="input")
                 if len(tokens) > ctx.n_ctx:
                     raise ContextOverflowError(len(tokens), ctx.n_ctx)
                 ctx.clear()
-                ctx.decode(tokens, all_logits=True)
+                ctx.decode(tokens, all_logits=True, should_stop=should_stop)
                 vec = ctx.embedding_seq(0)
                 if vec is None:
                     vec = np.mean([ctx.embedding_ith(i) for i in range(len(tokens))], axis=0)

@@ -63,6 +63,16 @@ def build_parser(prog: str = "python -m llamactypes.serve") -> argparse.Argument
     parser.add_argument("--cors", action="append", default=[], metavar="ORIGIN",
                         help="let web pages of ORIGIN (e.g. http://localhost:3000; '*' any) call the server from "
                              "a browser (repeatable). Default: cross-origin browser requests are refused")
+    parser.add_argument("--parallel", type=int, default=None, metavar="N",
+                        help="requests decoded together, each in its own slot of one context whose whole length "
+                             "any one of them may still use (default 4: an agent's title request, subagents and "
+                             "main turn at once; docs/engine.md)")
+    parser.add_argument("--cache-ram", type=int, default=2048, metavar="MiB",
+                        help="host memory for the states of conversations whose slot was reused, restored when "
+                             "they come back (0: off; default %(default)s)")
+    parser.add_argument("--cache-dir", default=None, metavar="DIR",
+                        help="keep those states on disk too (evicted ones, and every live slot's at a clean "
+                             "shutdown): a restarted server picks long conversations up without re-reading them")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     parser.add_argument("--rpc", default=None, metavar="HOST:PORT,...",
                         help="RPC workers (python -m llamactypes.rpc_worker) that hold the layers (docs/rpc.md)")
@@ -224,8 +234,18 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     return code
 
 
+def _prompt_cache(args: argparse.Namespace, model: object) -> object | None:
+    """The prompt cache `--cache-ram` / `--cache-dir` ask for (`engine.prompt_cache`), or None."""
+    if args.cache_ram <= 0 and not args.cache_dir:
+        return None
+    from .engine import prompt_cache
+    identity = prompt_cache.ModelIdentity.of_file(model.path)  # type: ignore[attr-defined]
+    return prompt_cache.PromptCache(max(args.cache_ram, 0) * 1024 * 1024, cache_dir=args.cache_dir,
+                                    identity=identity)
+
+
 def _serve(args: argparse.Namespace, path: Path) -> int:
-    from .engine import Engine
+    from .engine import DEFAULT_PARALLEL, Engine
     from .model import Model
     from .server import create_app, make_http_server
 
@@ -235,8 +255,10 @@ def _serve(args: argparse.Namespace, path: Path) -> int:
                       progress=progress, **_rpc_options(args))
     engine = app = server = None
     try:
+        args.parallel = args.parallel or DEFAULT_PARALLEL  # shown in the ready line
         engine = Engine(model, model_id=args.alias, max_waiting=args.max_queue,
-                        enable_thinking=args.enable_thinking)
+                        enable_thinking=args.enable_thinking, parallel=args.parallel,
+                        cache=_prompt_cache(args, model))
         app = create_app(engine, server_config(args))  # type: ignore[arg-type]
         server = make_http_server(app, args.host, args.port)
         shown = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
@@ -268,7 +290,7 @@ def ready_settings(args: argparse.Namespace, n_ctx: int) -> str:
     else:
         backend = "CPU" + (" (this build cannot offload: --n-gpu-layers ignored)" if args.n_gpu_layers else "")
     parts = [f"context {n_ctx} tokens", f"{threads} threads", f"backend {backend}",
-             "KV cache f16, the previous prompt's prefix reused"]
+             "KV cache f16"]
     for name, label in (("parallel", "slots"), ("cache_ram", "prompt cache RAM MiB"), ("cache_dir", "cache dir")):
         value = getattr(args, name, None)  # options other parts of the server may add
         if value not in (None, False):
@@ -358,9 +380,9 @@ def _rpc_options(args: argparse.Namespace) -> dict:
 
 def _serve_router(args: argparse.Namespace) -> int:
     """`--models`: one server, many models, each loaded on first use (server/router.py)."""
-    from .engine import Engine
+    from .engine import DEFAULT_PARALLEL, Engine
     from .model import Model
-    from .server import ModelRouter, ServerConfig, create_app, discover_models, make_http_server
+    from .server import ModelRouter, create_app, discover_models, make_http_server
 
     models = discover_models(args.models)
 
@@ -368,7 +390,8 @@ def _serve_router(args: argparse.Namespace) -> int:
         model = Model(path, n_ctx=args.n_ctx, n_threads=args.threads, n_gpu_layers=args.n_gpu_layers,
                       **_rpc_options(args))
         try:
-            return Engine(model, model_id=model_id, max_waiting=args.max_queue, enable_thinking=args.enable_thinking)
+            return Engine(model, model_id=model_id, max_waiting=args.max_queue, enable_thinking=args.enable_thinking,
+                          parallel=args.parallel or DEFAULT_PARALLEL, cache=_prompt_cache(args, model))
         except BaseException:
             model.close()
             raise
@@ -376,7 +399,7 @@ def _serve_router(args: argparse.Namespace) -> int:
     router = ModelRouter(models, load, max_loaded=args.max_loaded, idle_unload=args.idle_unload)
     app = server = None
     try:
-        app = create_app(router, ServerConfig(api_key=args.api_key))
+        app = create_app(router, server_config(args))
         server = make_http_server(app, args.host, args.port)
         shown = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
         url = f"http://{shown}:{server.port}"

@@ -6,7 +6,7 @@ Shared by the OpenAI and Anthropic servers: they translate wire JSON into
 
 from __future__ import annotations
 
-from .core import Engine, PreparedChat, check_gbnf, merge_consecutive_users, merge_inner_system
+from .core import DEFAULT_PARALLEL, Engine, PreparedChat, check_gbnf, merge_consecutive_users, merge_inner_system
 from .job import Job
 from .scheduler import Scheduler
 from .types import (
@@ -15,7 +15,7 @@ from .types import (
 )
 
 __all__ = [
-    "Engine", "PreparedChat", "Job", "Scheduler",
+    "Engine", "PreparedChat", "Job", "Scheduler", "DEFAULT_PARALLEL",
     "ChatRequest", "CompletionRequest", "Sampling",
     "Event", "Heartbeat", "Started", "Finished", "FinishReason", "Usage",
     "ChatResult", "Embeddings", "fold_events",

@@ -46,10 +46,12 @@ class Job:
     """A queued or running request. `n_prompt` is known before it runs (the prompt was
     tokenized up front, so clients can be told the input size before the first token)."""
 
-    def __init__(self, kind: str, run: Callable[[Job], None], scheduler: _Queue, n_prompt: int = 0) -> None:
+    def __init__(self, kind: str, run: Callable[[Job], None] | None, scheduler: _Queue, n_prompt: int = 0,
+                 work: Any = None) -> None:
         self.id = next(_ids)
         self.kind = kind
         self.n_prompt = n_prompt
+        self.work = work  # a slot request (batched engine); None: `run` does it all on the worker
         self._run = run
         self._scheduler = scheduler
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -111,15 +113,24 @@ class Job:
 
     def execute(self) -> None:
         """Run the job to its end (the worker's call); never raises."""
+        error: Exception | None = None
         try:
-            if not self.cancelled:
+            if not self.cancelled and self._run is not None:
                 self._run(self)
-        except BaseException as exc:  # handed to the request thread
-            self._queue.put(_Failure(exc))
+        except Exception as exc:  # handed to the request thread (KeyboardInterrupt & co. are not ours)
+            error = exc
         finally:
-            self._running = None
-            self._queue.put(_END)
-            self.finished.set()
+            self.complete(error)
+
+    def complete(self, error: Exception | None = None) -> None:
+        """End the job's events (with `error` re-raised in the request thread, if given)."""
+        if self.finished.is_set():
+            return
+        self._running = None
+        if error is not None:
+            self._queue.put(_Failure(error))
+        self._queue.put(_END)
+        self.finished.set()
 
     def emit(self, event: Event) -> None:
         self._queue.put(event)

@@ -40,6 +40,7 @@ class ContextParams:
     pooling: int = LLAMA_POOLING_TYPE_UNSPECIFIED
     flash_attn: bool | None = None
     n_seq_max: int = 1
+    kv_unified: bool = False  # one KV buffer shared by all sequences (any one may fill it)
     swa_full: bool = True  # a full-size sliding-window cache; False saves memory, reuse then needs checkpoints
     kv_unified: bool = False  # one KV buffer for all sequences (states then move between any contexts)
 
@@ -64,6 +65,7 @@ class Context:
         cp.embeddings = params.embeddings
         cp.pooling_type = params.pooling
         cp.n_seq_max = params.n_seq_max
+        cp.kv_unified = params.kv_unified
         cp.swa_full = params.swa_full
         cp.kv_unified = params.kv_unified
         cp.flash_attn_type = {None: LLAMA_FLASH_ATTN_TYPE_AUTO, True: LLAMA_FLASH_ATTN_TYPE_ENABLED,

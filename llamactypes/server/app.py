@@ -28,7 +28,7 @@ from ..engine import Engine, Finished, Usage, fold_events
 from .. import web
 from ..errors import BusyError, InvalidRequestError, LlamaError
 from ..limits import DEFAULT_LIMITS, Limits, limit_message
-from . import anthropic, oai_responses_app, openai
+from . import anthropic, metrics, oai_responses_app, openai
 from .body import decode_json_body
 from .errors import ApiError, anthropic_error_body, anthropic_status, error_info, log_text, openai_error_body
 from .fields import get_bool, get_list, raise_how, require
@@ -88,7 +88,9 @@ def _url_map() -> Map:
              Rule("/tokenize", endpoint="tokenize", methods=["POST"]),
              Rule("/detokenize", endpoint="detokenize", methods=["POST"]),
              Rule("/v1/messages", endpoint="messages", methods=["POST"]),
-             Rule("/v1/messages/count_tokens", endpoint="count_tokens", methods=["POST"])]
+             Rule("/v1/messages/count_tokens", endpoint="count_tokens", methods=["POST"]),
+             Rule("/metrics", endpoint="metrics", methods=["GET"]),
+             Rule("/slots", endpoint="slots", methods=["GET"])]
     rules += [Rule(path, endpoint=endpoint, methods=["POST"]) for path, endpoint in _OPENAI_ROUTES]
     rules += [Rule("/v1/responses", endpoint="responses", methods=["POST"]),
               Rule("/responses", endpoint="responses", methods=["POST"]),
@@ -290,6 +292,31 @@ class App:
 
     def on_health(self, request: Request) -> WSGIApp:
         return json_response({"status": "ok"})
+
+    def _loaded_engines(self) -> list[tuple[str, Engine]]:
+        """(model id, engine) of every model in memory: the one model, or the router's loaded ones."""
+        if self.router is None:
+            assert self.engine is not None
+            return [(self.engine.model_id, self.engine)]
+        engines = [(mid, self.router.loaded_engine(mid)) for mid in self.router.loaded()]
+        return [(mid, engine) for mid, engine in engines if engine is not None]
+
+    def on_metrics(self, request: Request) -> WSGIApp:
+        """Prometheus text: requests, tokens, slots, queue, prompt cache (docs/engine.md); under a
+        router, the sums over the models in memory."""
+        totals: dict[str, int] = {}
+        for _, engine in self._loaded_engines():
+            for key, value in engine.metrics().items():
+                totals[key] = totals.get(key, 0) + value
+        return Response(metrics.prometheus_text(totals), content_type=metrics.CONTENT_TYPE)
+
+    def on_slots(self, request: Request) -> WSGIApp:
+        """One object per slot: id, state (idle, prompt, generating), n_cached, last_used (and, under a
+        router, the model it belongs to)."""
+        engines = self._loaded_engines()
+        if self.router is None:
+            return json_response(engines[0][1].slots())
+        return json_response([dict(slot, model=mid) for mid, engine in engines for slot in engine.slots()])
 
     def _meta(self, engine: Engine | None = None) -> dict[str, Any]:
         engine = engine or self.engine

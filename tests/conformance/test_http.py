@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from llamactypes.server.sse import iter_sse
+from tests.fixtures.isolation import assert_own_answer
 from tests.fixtures.live_server import LiveServer
 
 
@@ -71,8 +72,8 @@ def test_concurrent_clients_are_all_answered_and_none_mixed(server: LiveServer) 
     for t in threads:
         t.join(120)
     assert len(results) == 2 * len(prompts)
-    for prompt, answer in results:
-        assert answer == alone[prompt], prompt
+    for prompt, answer in results:  # batched math may differ in the last bits (docs/engine.md)
+        assert_own_answer(answer, alone, prompt)
 
 
 def test_a_client_that_hangs_up_mid_stream_frees_the_model(server: LiveServer) -> None:

@@ -15,6 +15,7 @@ import requests
 from llamactypes.engine import Engine
 from llamactypes.server import ServerConfig, ServerThread, create_app
 from llamactypes.server.sse import iter_sse
+from tests.fixtures.isolation import assert_own_answer
 
 BANNED_EOG = {"289": False, "291": False}  # the tiny model's end tokens (checked below): keep it talking
 
@@ -80,14 +81,14 @@ def test_first_bytes_arrive_before_the_job_leaves_the_queue(server: ServerThread
 
 def test_a_client_that_hangs_up_cancels_its_generation(server: ServerThread, tiny_engine: Engine,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    generations: list[Any] = []
-    stream = tiny_engine.model.stream
+    generations: list[Any] = []  # the per-slot token steps the engine drives
+    token_step = tiny_engine.model.token_step
 
-    def recording_stream(*args: Any, **kwargs: Any) -> Any:
-        generations.append(stream(*args, **kwargs))
+    def recording_step(*args: Any, **kwargs: Any) -> Any:
+        generations.append(token_step(*args, **kwargs))
         return generations[-1]
 
-    monkeypatch.setattr(tiny_engine.model, "stream", recording_stream)
+    monkeypatch.setattr(tiny_engine.model, "token_step", recording_step)
     body = json.dumps({"prompt": "the", "max_tokens": 240, "temperature": 0, "stream": True,
                        "logit_bias": BANNED_EOG}).encode()
     sock = socket.create_connection((server.host, server.port))
@@ -101,7 +102,7 @@ def test_a_client_that_hangs_up_cancels_its_generation(server: ServerThread, tin
     while tiny_engine.busy and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not tiny_engine.busy, "the abandoned generation is still running"
-    assert generations[0].finish_reason == "cancelled" and generations[0].n_generated < 240
+    assert generations[0].finish_reason == "cancelled" and len(generations[0].tokens) < 240
     r = requests.post(server.url + "/v1/completions", json={"prompt": "the", "max_tokens": 3}, timeout=30)
     assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] <= 3
 
@@ -122,7 +123,8 @@ def test_concurrent_clients_are_all_answered_and_never_mixed(server: ServerThrea
         t.start()
     for t in threads:
         t.join(60)
-    assert together == alone
+    for prompt, text in together.items():  # batched math may differ in the last bits (docs/engine.md)
+        assert_own_answer(text, alone, prompt)
 
 
 def test_closing_the_engine_ends_a_stream_in_flight_with_an_error_event(tiny_model_path: Any) -> None:

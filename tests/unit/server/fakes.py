@@ -159,7 +159,7 @@ class FakeModel:
         pieces = self.script(text) if callable(self.script) else list(self.script)
         return FakeGeneration(self, prompt, pieces, options)
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
+    def embed(self, texts: Sequence[str], should_stop: Callable[[], bool] | None = None) -> np.ndarray:
         with self.lock:
             rows = [[len(t), sum(map(ord, t)) % 7, 1.0, 0.5] for t in texts]
         out = np.array(rows, dtype=np.float32)

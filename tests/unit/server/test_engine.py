@@ -208,6 +208,46 @@ def test_close_cancels_running_and_waiting_jobs(model: FakeModel) -> None:
     assert not engine._worker.is_alive()
 
 
+def test_close_waits_for_a_request_thread_still_tokenizing(model: FakeModel) -> None:
+    inside, release = threading.Event(), threading.Event()
+    tokenize = model.tokenize
+
+    def slow_tokenize(text: str, *args: Any, **kwargs: Any) -> list[int]:
+        inside.set()
+        release.wait(5)
+        return tokenize(text, *args, **kwargs)
+
+    model.tokenize = slow_tokenize  # type: ignore[method-assign]
+    engine = Engine(model)
+    outcome: list[Any] = []
+    request = threading.Thread(target=lambda: outcome.append(engine.count_chat_tokens(ChatRequest(HI))))
+    request.start()
+    assert inside.wait(2)
+    closer = threading.Thread(target=engine.close)
+    closer.start()
+    time.sleep(0.1)
+    assert closer.is_alive(), "close() returned while a request thread was inside the model"
+    release.set()
+    closer.join(2)
+    request.join(2)
+    assert not closer.is_alive() and outcome and outcome[0] > 0
+    with pytest.raises(ClosedError):
+        engine.tokenize("late")
+
+
+def test_a_keyboard_interrupt_in_a_job_is_not_swallowed(model: FakeModel) -> None:
+    from llamactypes.engine.job import Job
+    from llamactypes.engine.scheduler import Scheduler
+
+    def interrupted(job: Job) -> None:
+        raise KeyboardInterrupt
+
+    job = Job("chat", interrupted, Scheduler())
+    with pytest.raises(KeyboardInterrupt):
+        job.execute()
+    assert job.finished.is_set()  # the request thread is still told the job ended
+
+
 def test_worker_errors_reach_the_caller(model: FakeModel) -> None:
     def boom(prompt: str) -> list[str]:
         raise RuntimeError("kaputt")
