@@ -18,7 +18,7 @@ import math
 from typing import Any, Iterator
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from werkzeug.test import Client
 
@@ -219,8 +219,10 @@ def _check(client: Client, path: str, data: bytes, content_type: str = "applicat
     if response.mimetype == "text/event-stream":
         assert status == 200
         for event in iter_sse([raw]):
-            assert event.event not in ("error", "response.failed") and '"error"' not in event.data[:20], \
-                (data[:300], event.data[:300])
+            if event.event == "response.failed":  # the Responses API's way to say a stream's prompt is too long
+                assert json.loads(event.data)["response"]["error"]["code"] == "context_length_exceeded", event.data
+                continue
+            assert event.event != "error" and '"error"' not in event.data[:20], (data[:300], event.data[:300])
         return
     body = json.loads(raw)
     if status >= 400:
@@ -232,7 +234,10 @@ def _check(client: Client, path: str, data: bytes, content_type: str = "applicat
     assert client.get("/health").status_code == 200
 
 
+# No "explain" phase: it re-runs a failing case under sys.settrace, and a template rendering under a
+# tracer can spin after the template-budget tests ran (noted in docs/limits.md): a failure would hang.
 FUZZ = settings(max_examples=400, deadline=None, database=None,
+                phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                        HealthCheck.data_too_large])
 
