@@ -227,6 +227,8 @@ class Engine:
         try:
             return self._render(request, messages)
         except ChatTemplateError as exc:
+            if getattr(exc, "limit", None):  # out of time or size: reshaping cannot help, and would cost as much
+                raise
             error = exc
         for name, reshape in (("a system message inside the conversation", merge_inner_system),
                               ("consecutive user messages", merge_consecutive_users)):

@@ -13,7 +13,7 @@ from llamactypes.engine import (
     ChatRequest, CompletionRequest, Engine, Finished, Heartbeat, Sampling, Started, fold_events,
     merge_inner_system,
 )
-from llamactypes.errors import BusyError, ClosedError, ContextOverflowError, InvalidRequestError
+from llamactypes.errors import BusyError, ChatTemplateError, ClosedError, ContextOverflowError, InvalidRequestError
 
 from .fakes import FakeModel
 
@@ -304,3 +304,19 @@ def test_thinking_follows_the_request_then_the_server_default(llama_source: Any)
             result = fold_events(engine.chat(ChatRequest(HI, enable_thinking=asked)).events())
         assert model.prompts[-1].endswith("<think>\n\n</think>\n\n") is not opened
         assert (result.reasoning, result.content) == ("I ponder", "Answer!")
+
+
+def test_a_template_out_of_budget_is_not_rendered_again_reshaped(model: FakeModel) -> None:
+    """A template that ran out of time fails at once: reshaping the messages (two more tries, each
+    as slow) cannot help."""
+    calls = []
+
+    def slow_build(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        raise ChatTemplateError("rendering took longer than 5 s", limit="template_max_seconds")
+
+    messages = [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]  # reshapeable
+    with Engine(model, chat_build=slow_build) as engine:
+        with pytest.raises(ChatTemplateError) as info:
+            engine.chat(ChatRequest(messages=messages))
+    assert info.value.limit == "template_max_seconds" and len(calls) == 1
