@@ -208,16 +208,11 @@ class CompiledGrammar:
         return np.unpackbits(packed, count=self.n_vocab).view(bool)
 
     def known_mask(self, state: int, partial: Partial | None) -> np.ndarray | None:
-        """The cached mask for this position as a read-only view, or None when it has not
-        been computed yet (never computes one: samplers use it to skip per-token checks)."""
-        key = state if partial is None else (state, partial)
-        with self._masks_lock:
-            cached = self._masks.get(key)
-        if cached is None:
-            return None
-        view = cached.view()
-        view.flags.writeable = False
-        return view
+        """`mask` when it is already cached for this position, else None (never computes one:
+        samplers use it to skip per-token checks where a lookup is all it costs)."""
+        key = (self._serial, state) if partial is None else (self._serial, state, partial)
+        packed = _MASKS.get(key)
+        return None if packed is None else np.unpackbits(packed, count=self.n_vocab).view(bool)
 
     def _partial_mask(self, state: int, partial: Partial) -> np.ndarray:
         """While a character is unfinished only tokens starting with continuation bytes fit."""
@@ -362,7 +357,7 @@ class GrammarMatcher:
         return self.compiled.mask(self._state, self._partial)
 
     def known_mask(self) -> np.ndarray | None:
-        """`mask()` as a read-only view if it is already cached for this position, else None."""
+        """`mask()` if it is already cached for this position (no work to get it), else None."""
         return self.compiled.known_mask(self._state, self._partial)
 
     def advance(self, token: int) -> None:

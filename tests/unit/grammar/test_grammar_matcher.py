@@ -163,6 +163,17 @@ def test_copy_and_reset_are_independent() -> None:
     assert matcher.allows(TOK[b"xyz"]) and not matcher.is_complete()
 
 
+def test_known_mask_is_the_cached_mask_and_never_computes_one() -> None:
+    matcher = Grammar.from_gbnf('root ::= "ab" [a-z]* | "xyz" "!"').compile(VOCAB).matcher()
+    assert matcher.known_mask() is None  # nothing computed for this position yet
+    full = matcher.mask()
+    known = matcher.known_mask()
+    assert known is not None and np.array_equal(known, full)
+    matcher.advance(TOK[b"ab"])
+    assert matcher.known_mask() is None
+    assert np.array_equal(matcher.mask(), matcher.known_mask())
+
+
 def test_token_terminals_by_text_and_id() -> None:
     think, end = TOK[b"<think>"], TOK[b"</think>"]
     grammar = Grammar.from_gbnf('root ::= <think> (!</think>)* </think> "ab"')
