@@ -254,16 +254,6 @@ def checks_overhead(repeat: int = 200) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def print_rows(rows: list[tuple[str, str, str, str]], header: tuple[str, ...], markdown: bool) -> None:
-    if markdown:
-        print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
-        for row in rows:
-            print("| " + " | ".join(row) + " |")
-    else:
-        for row in rows:
-            print(f"{row[0]:<80} {row[1]:>14} {row[2]:>14} {row[3]:>12}")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=str(demo_model_path()))
