@@ -12,7 +12,6 @@ import pytest
 import requests
 
 from llamactypes.server.sse import iter_sse
-from tests.fixtures.isolation import assert_own_answer
 from tests.fixtures.live_server import LiveServer
 
 
@@ -46,12 +45,19 @@ def test_routes_methods_and_head(server: LiveServer) -> None:
     assert requests.get(server.url + "/health", timeout=10).json() == {"status": "ok"}
 
 
-def test_concurrent_clients_are_all_answered_and_none_mixed(server: LiveServer) -> None:
-    prompts = ["Name a fruit.", "Name a color.", "Name an animal.", "Name a city."]
+MARKERS = ["apple", "river", "stone", "tiger", "piano"]  # words the demo model repeats when asked (checked alone)
 
-    def ask(prompt: str, stream: bool) -> str:
-        body = {"messages": [{"role": "user", "content": prompt}], "max_tokens": 12, "temperature": 0,
-                "stream": stream}
+
+def test_concurrent_clients_are_all_answered_and_none_mixed(server: LiveServer) -> None:
+    """Ten requests at once (five prompts, streamed and not), each asking for its own marker word
+    with a grammar that allows any of the five: a request that read another's prompt (a mixed-up
+    KV cache or slot) answers another word. The words' margins are wide, so batched math, which
+    is not bit-identical to decoding alone (docs/engine.md), cannot flip them."""
+    grammar = "root ::= " + " | ".join(f'"{w}"' for w in MARKERS)
+
+    def ask(word: str, stream: bool) -> str:
+        body = {"messages": [{"role": "user", "content": f"Reply with exactly one word: {word}"}],
+                "max_tokens": 8, "temperature": 0, "stream": stream, "grammar": grammar}
         response = post(server, "/v1/chat/completions", body, stream=stream)
         assert response.status_code == 200
         if not stream:
@@ -63,17 +69,36 @@ def test_concurrent_clients_are_all_answered_and_none_mixed(server: LiveServer) 
                 text += (choices[0]["delta"].get("content") or "") if choices else ""
         return text
 
-    alone = {p: ask(p, False) for p in prompts}
+    assert {w: ask(w, False) for w in MARKERS} == {w: w for w in MARKERS}  # alone: each its own word
     results: list[tuple[str, str]] = []
-    threads = [threading.Thread(target=lambda p=p, s=s: results.append((p, ask(p, s))))
-               for p in prompts for s in (False, True)]
+    threads = [threading.Thread(target=lambda w=w, s=s: results.append((w, ask(w, s))))
+               for w in MARKERS for s in (False, True)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(120)
-    assert len(results) == 2 * len(prompts)
-    for prompt, answer in results:  # batched math may differ in the last bits (docs/engine.md)
-        assert_own_answer(answer, alone, prompt)
+    assert sorted(results) == sorted((w, w) for w in MARKERS for _ in range(2))
+
+
+def test_concurrent_free_answers_stay_close_to_their_own(server: LiveServer) -> None:
+    """Free text, greedy, four at once: every request is answered, and each answer starts with the
+    word its prompt gives alone (later words may part: batched math is not bit-identical)."""
+    prompts = ["Name a fruit.", "Name an animal.", "Name a city.", "Name a planet."]
+
+    def ask(prompt: str) -> str:
+        body = {"messages": [{"role": "user", "content": prompt}], "max_tokens": 12, "temperature": 0}
+        return post(server, "/v1/chat/completions", body).json()["choices"][0]["message"]["content"]
+
+    alone = {p: ask(p) for p in prompts}
+    results: list[tuple[str, str]] = []
+    threads = [threading.Thread(target=lambda p=p: results.append((p, ask(p)))) for p in prompts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(results) == len(prompts)
+    for prompt, answer in results:
+        assert answer.split()[:1] == alone[prompt].split()[:1], (prompt, answer, alone[prompt])
 
 
 def test_a_client_that_hangs_up_mid_stream_frees_the_model(server: LiveServer) -> None:
