@@ -42,6 +42,10 @@ def agent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # the user's own files: must stay untouched
     (tmp_path / "home").mkdir()
     monkeypatch.setattr(launch, "serve_command", _fake_serve_command)
+    # the fake server is `python -m tests.fixtures...`, started in launch's private directory: it
+    # finds this checkout's `tests` through PYTHONPATH, not through the working directory
+    root = str(Path(__file__).resolve().parents[2])
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
     return record
 
 
