@@ -269,14 +269,7 @@ def _gbnf(node: Node, names: dict[str, str]) -> str:
         return " | ".join(_gbnf(n, names) for n in node[1]) or '""'
     inner = _gbnf(node[1], names)
     inner = f"({inner})" if not _atomic(node[1]) else inner
-    lo, hi = node[2], node[3]
-    if (lo, hi) == (0, 1):
-        return inner + "?"
-    if (lo, hi) == (0, None):
-        return inner + "*"
-    if (lo, hi) == (1, None):
-        return inner + "+"
-    return f"{inner}{{{lo},{'' if hi is None else hi}}}" if hi != lo else f"{inner}{{{lo}}}"
+    return _repeat(inner, node[2], node[3])
 
 
 def _atomic(node: Node) -> bool:
@@ -373,14 +366,7 @@ def _regex(node: Node, rules: dict[str, Node], stack: tuple[str, ...]) -> str:
     if kind == "alt":
         return "|".join(_regex(n, rules, stack) for n in node[1])
     inner = f"(?:{_regex(node[1], rules, stack)})"
-    lo, hi = node[2], node[3]
-    if (lo, hi) == (0, 1):
-        return inner + "?"
-    if (lo, hi) == (0, None):
-        return inner + "*"
-    if (lo, hi) == (1, None):
-        return inner + "+"
-    return f"{inner}{{{lo},{'' if hi is None else hi}}}" if hi != lo else f"{inner}{{{lo}}}"
+    return _repeat(inner, node[2], node[3])
 
 
 def grammar_to_regex(definition: str, syntax: str) -> str:
@@ -393,3 +379,14 @@ def grammar_to_regex(definition: str, syntax: str) -> str:
         raise UnsupportedGrammar(f"grammar syntax {syntax!r} (only lark and regex)")
     rules, start = lark_rules(definition)
     return _regex(("ref", start), rules, ())
+
+
+def _repeat(inner: str, lo: int, hi: int | None) -> str:
+    """`inner` repeated lo..hi times (hi None: unbounded), written the same way in GBNF and in a regex."""
+    if (lo, hi) == (0, 1):
+        return inner + "?"
+    if (lo, hi) == (0, None):
+        return inner + "*"
+    if (lo, hi) == (1, None):
+        return inner + "+"
+    return f"{inner}{{{lo},{'' if hi is None else hi}}}" if hi != lo else f"{inner}{{{lo}}}"

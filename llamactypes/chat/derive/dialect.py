@@ -19,7 +19,7 @@ from typing import Any
 from llamactypes.chat.derive.probe import common_prefix
 from llamactypes.chat.derive.analyze import ARGS, ECHO, ID, INDEX, LIT, NAME, Dialect, KeyValues
 from llamactypes.chat.formats._grammar import GrammarBuilder, literal
-from llamactypes.chat.formats._json import Scan, scan_value, skip_ws
+from llamactypes.chat.formats._json import Scan, json_item, param_value, scan_value, skip_ws
 from llamactypes.chat.formats.base import (
     Block, BlockStatus, Call, ChatFormat, held_suffix, object_arguments, startswith_partial,
 )
@@ -47,19 +47,6 @@ def match_lit(text: str, i: int, lit: str) -> tuple[bool | None, int]:
     if not chunks or lit[-1].isspace():
         i = skip_ws(text, i)
     return True, i
-
-
-def _convert(raw: str, kind: str | None) -> Any:
-    if kind == "string":
-        return raw
-    try:
-        return json.loads(raw.strip())
-    except ValueError:
-        return raw
-
-
-def _item(key: str, value: Any) -> str:
-    return json.dumps(key, ensure_ascii=False) + ": " + json.dumps(value, ensure_ascii=False)
 
 
 class DerivedFormat(ChatFormat):
@@ -337,7 +324,7 @@ class DerivedFormat(ChatFormat):
             found, i = match_lit(text, i, kv.end_for(key))
             if not found:
                 return (None if found is None else False), i, "", ""
-        return True, i, _item(key, value), ""
+        return True, i, json_item(key, value), ""
 
     @staticmethod
     def _key(text: str, i: int, kv: KeyValues, types: dict[str, str]) -> tuple[bool | None, int, str, str | None]:
@@ -380,10 +367,10 @@ class DerivedFormat(ChatFormat):
         hits = [h for s in stops for h in (text.find(s, i), text.find(s.strip(), i)) if h >= 0]
         if hits:
             end = min(hits)
-            return True, end, _convert(text[i:end], kind), ""
+            return True, end, param_value(text[i:end], kind), ""
         pending = ""
         if kind == "string" and i < len(text):
             body = text[i:]
             body = body[: len(body) - held_suffix(body, stops + [s.strip() for s in stops])]
-            pending = _item(key, body)[:-1]
+            pending = json_item(key, body)[:-1]
         return None, i, None, pending

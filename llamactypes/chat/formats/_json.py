@@ -24,9 +24,29 @@ __all__ = [
     "scan_object",
     "skip_ws",
     "decode_string_prefix",
+    "param_value",
+    "json_item",
 ]
 
 _WS = " \t\n\r"
+
+
+def param_value(raw: str, kind: str | None) -> Any:
+    """A key/value dialect's raw parameter text as a JSON value, guided by its schema type: a string
+    parameter stays text, anything else is read as JSON when it parses."""
+    if kind == "string":
+        return raw
+    try:
+        return json.loads(raw.strip())
+    except ValueError:
+        return raw
+
+
+def json_item(key: str, value: Any) -> str:
+    """`"key": value` as it goes inside a JSON object of call arguments."""
+    return json.dumps(key, ensure_ascii=False) + ": " + json.dumps(value, ensure_ascii=False)
+
+
 _LITERALS = ("true", "false", "null")
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from llamactypes.chat.formats._grammar import GrammarBuilder, literal
 from llamactypes.chat.formats.base import Block, BlockStatus, Call, ChatFormat, held_suffix, startswith_partial
-from llamactypes.chat.formats._json import skip_ws
+from llamactypes.chat.formats._json import json_item, param_value, skip_ws
 from llamactypes.chat.types import ParserConfig
 
 __all__ = ["Qwen3CoderFormat"]
@@ -33,20 +33,6 @@ FUNC, FUNC_END = "<function=", "</function>"
 PARAM, PARAM_END = "<parameter=", "</parameter>"
 NL = "\n"
 _NAME = re.compile(r"[^>\n<]*")
-
-
-def _convert(raw: str, kind: str | None) -> Any:
-    """A parameter's raw text as a JSON value, guided by its schema type."""
-    if kind == "string":
-        return raw
-    try:
-        return json.loads(raw.strip())
-    except ValueError:
-        return raw
-
-
-def _item(key: str, value: Any) -> str:
-    return json.dumps(key, ensure_ascii=False) + ": " + json.dumps(value, ensure_ascii=False)
 
 
 class Qwen3CoderFormat(ChatFormat):
@@ -158,11 +144,11 @@ class Qwen3CoderFormat(ChatFormat):
                 return 0, None, ""
             value = text[i:]
             value = value[: len(value) - held_suffix(value, ("\n" + PARAM_END,))]
-            return 0, None, _item(key, value)[:-1]
+            return 0, None, json_item(key, value)[:-1]
         raw = text[i:close]
         if raw.endswith("\n"):
             raw = raw[:-1]
-        return close + len(PARAM_END), _item(key, _convert(raw, kind)), ""
+        return close + len(PARAM_END), json_item(key, param_value(raw, kind)), ""
 
     @staticmethod
     def _finish(text: str, i: int, name: str, items: list[str], partial: bool) -> Block:
