@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from werkzeug.test import Client
@@ -14,30 +14,11 @@ from llamactypes.engine import Engine
 from llamactypes.server import ServerConfig, create_app
 from llamactypes.server.sse import iter_sse
 
+from .conftest import make_client
 from .fakes import FakeModel
 
 HI = [{"role": "user", "content": "Hi"}]
 ANTHROPIC = {"anthropic-version": "2023-06-01"}
-
-
-@pytest.fixture
-def model() -> FakeModel:
-    return FakeModel()
-
-
-@pytest.fixture
-def engine(model: FakeModel) -> Iterator[Engine]:
-    with Engine(model, max_waiting=1) as engine:
-        yield engine
-
-
-def make_client(engine: Engine, **config: Any) -> Client:
-    return Client(create_app(engine, ServerConfig(**config)))
-
-
-@pytest.fixture
-def client(engine: Engine) -> Client:
-    return make_client(engine)
 
 
 def sse(response: Any) -> list[tuple[str, Any]]:

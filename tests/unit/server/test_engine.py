@@ -28,11 +28,6 @@ def wait_running(engine: Engine) -> None:
 
 
 @pytest.fixture
-def model() -> FakeModel:
-    return FakeModel()
-
-
-@pytest.fixture
 def engine(model: FakeModel) -> Any:
     with Engine(model, max_waiting=2) as engine:
         yield engine

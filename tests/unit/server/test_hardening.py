@@ -24,19 +24,9 @@ ANTHROPIC = {"anthropic-version": "2023-06-01"}
 
 
 @pytest.fixture
-def model() -> FakeModel:
-    return FakeModel()
-
-
-@pytest.fixture
 def engine(model: FakeModel) -> Iterator[Engine]:
     with Engine(model, max_waiting=4) as engine:
         yield engine
-
-
-@pytest.fixture
-def client(engine: Engine) -> Client:
-    return Client(create_app(engine, ServerConfig()))
 
 
 def post_raw(client: Client, path: str, text: str, headers: dict[str, str] | None = None) -> Any:

@@ -19,11 +19,6 @@ EVIL = "http://evil.example"
 
 
 @pytest.fixture
-def model() -> FakeModel:
-    return FakeModel()
-
-
-@pytest.fixture
 def engine(model: FakeModel) -> Iterator[Engine]:
     with Engine(model) as engine:
         yield engine

@@ -12,33 +12,13 @@ import pytest
 from werkzeug.test import Client
 
 from llamactypes.engine import Engine
-from llamactypes.server import ServerConfig, create_app
 from llamactypes.server.sse import iter_sse
 
+from .conftest import make_client
 from .fakes import FakeModel
 
 APPLY_PATCH = (Path(__file__).parents[2] / "fixtures" / "grammars" / "codex_apply_patch.lark").read_text()
 PATCH = "*** Begin Patch\n*** Delete File: a.txt\n*** End Patch\n"
-
-
-@pytest.fixture
-def model() -> FakeModel:
-    return FakeModel()
-
-
-@pytest.fixture
-def engine(model: FakeModel) -> Iterator[Engine]:
-    with Engine(model, max_waiting=1) as engine:
-        yield engine
-
-
-def make_client(engine: Engine, **config: Any) -> Client:
-    return Client(create_app(engine, ServerConfig(**config)))
-
-
-@pytest.fixture
-def client(engine: Engine) -> Client:
-    return make_client(engine)
 
 
 def events_of(response: Any) -> list[tuple[str, dict[str, Any]]]:
