@@ -90,24 +90,25 @@ def _piece(model: ChatModel, token: int | None) -> str:
     return model.token_piece(token, special=True).decode("utf-8", errors="replace")
 
 
-def template_for(model: ChatModel, with_tools: bool) -> tuple[ChatTemplate, TemplateCaps]:
-    """The model's template (its ``tool_use`` variant when tools are on) and its caps."""
+def _template_key(model: ChatModel, with_tools: bool) -> tuple[str | None, str, str, str | None]:
+    """(source, bos, eos, variant name) of the template to use: the ``tool_use`` variant when tools
+    are on and the model has one — the key both the compiled template and the dialect are cached by."""
     variants = getattr(model, "chat_templates", None) or {}
     name = None
     source = model.chat_template
     if with_tools and variants.get("tool_use"):
         source, name = variants["tool_use"], "tool_use"
-    return _compiled(source or None, _piece(model, model.bos), _piece(model, model.eos), name)
+    return source or None, _piece(model, model.bos), _piece(model, model.eos), name
+
+
+def template_for(model: ChatModel, with_tools: bool) -> tuple[ChatTemplate, TemplateCaps]:
+    """The model's template (its ``tool_use`` variant when tools are on) and its caps."""
+    return _compiled(*_template_key(model, with_tools))
 
 
 def format_for(model: ChatModel, with_tools: bool) -> ChatFormat:
     """The tool-call dialect `chat_build` uses for `model` (see `_format_for`)."""
-    variants = getattr(model, "chat_templates", None) or {}
-    name = None
-    source = model.chat_template
-    if with_tools and variants.get("tool_use"):
-        source, name = variants["tool_use"], "tool_use"
-    return _format_for(source or None, _piece(model, model.bos), _piece(model, model.eos), name)
+    return _format_for(*_template_key(model, with_tools))
 
 
 def _tool_choice(choice: Any, tools: list[dict[str, Any]]) -> str:
