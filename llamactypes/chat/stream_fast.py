@@ -10,7 +10,9 @@ is escaped into the JSON arguments, or only for plain characters. `take` then
 accepts the pieces that cannot change the structure there (no character that
 starts a marker of the dialect) and says what they add; any other piece means
 a full parse. Trailing whitespace (and a trailing backslash in a JSON string)
-waits for the next piece: a field's end may still be trimmed or escaped.
+waits for the next piece: a field's end may still be trimmed or escaped (not
+where the dialect's content runs to the end as written: a plain answer's line
+breaks go out as they come).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class FastPath:
         self.field: str | None = None
         self._style = "plain"
         self._held = ""
+        self._verbatim = fmt.content_runs_to_end(config)
         #: Characters read by parses made here (a step count).
         self.work = 0
 
@@ -106,7 +109,7 @@ class FastPath:
         elif self._style == "plain":
             if not self._plain.issuperset(piece):
                 return None
-            keep = len(text.rstrip())
+            keep = len(text) if self._verbatim and self.field == "content" else len(text.rstrip())
         else:
             # Content as written: letters, digits, breaks and non-ASCII text; brackets and quotes may
             # still close something (an answer inside JSON): a full parse decides. A raw value escaped
@@ -116,7 +119,7 @@ class FastPath:
                     c in "\n\t" or (c > "\x7f" and c.isprintable()) or (escaped and c.isprintable())))
                     for c in piece):
                 return None
-            keep = len(text.rstrip())
+            keep = len(text) if self._verbatim and self.field == "content" else len(text.rstrip())
         self._held = text[keep:]
         out = text[:keep]
         return json.dumps(out, ensure_ascii=False)[1:-1] if self._style == "escaped" else out

@@ -271,6 +271,11 @@ class ChatFormat:
     #: content follows a header (a JSON ``response_format`` grammar starts there); None: at once.
     content_trigger: ClassVar[str | None] = None
 
+    def content_runs_to_end(self, config: ParserConfig) -> bool:
+        """Whether content, once it started, is the rest of the output as written: nothing that may
+        follow can end or trim it, so a stream sends trailing whitespace at once instead of holding it."""
+        return False
+
     def structural_chars(self) -> frozenset[str]:
         """Characters that may start a marker of this dialect (the stream parser re-parses on them)."""
         texts = self.start_markers + self.hidden_markers + self.special_markers + (self.think_tags or ())

@@ -76,6 +76,9 @@ class GenericFormat(ChatFormat):
     def grammar_root(self, builder: GrammarBuilder, tools: Sequence[dict[str, Any]], parallel: bool) -> str:
         return builder.schema(envelope_schema(tools, parallel=parallel, required=False, response=None), "answer")
 
+    def content_runs_to_end(self, config: ParserConfig) -> bool:
+        return not config.json_envelope  # no tools: the answer is the text itself
+
     def parse(self, text: str, config: ParserConfig, partial: bool) -> ParseResult:
         reasoning, pos = self.split_reasoning(text, config, partial)
         result = ParseResult(reasoning=reasoning)

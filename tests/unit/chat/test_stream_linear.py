@@ -109,3 +109,25 @@ def test_non_ascii_content_streams_linearly() -> None:
     text = "Voilà la réponse, 答案如下。\n" * 200
     work, content = _work([text[k: k + 2] for k in range(0, len(text), 2)], "hermes", config)
     assert content == text and work < 20 * len(text)
+
+
+def test_a_plain_answer_sends_its_line_breaks_as_they_come() -> None:
+    """Without tools the answer is the text as written: whitespace is not held for a later trim
+    (a held line break delays the client by a token, seconds while a long prompt is read)."""
+    parser = ChatStreamParser("generic", ParserConfig())
+    sent = [[d.text for d in parser.feed(piece)] for piece in ["Hello", ".", "\n", "\n", "I", " "]]
+    assert sent == [["Hello"], ["."], ["\n"], ["\n"], ["I"], [" "]]
+    assert parser.finish() == []
+    assert parser.message.content == chat_parse("Hello.\n\nI ", "generic", ParserConfig()).content
+
+
+def test_whitespace_before_a_possible_call_still_waits() -> None:
+    """Where a call may follow, trailing whitespace may still be trimmed: it waits for the next piece."""
+    config = ParserConfig(tools=("get_weather",))
+    call = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
+    parser = ChatStreamParser("hermes", config)
+    assert [d.text for d in parser.feed("Let me check.")] == ["Let me check."]
+    assert parser.feed("\n") == []
+    parser.feed(call)
+    parser.finish()
+    assert_same_message(parser.message, chat_parse("Let me check.\n" + call, "hermes", config))
