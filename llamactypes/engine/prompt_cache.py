@@ -144,6 +144,8 @@ class PromptCache:
         self._disk: dict[bytes, _Entry] = {}
         self._bytes = 0
         self._lock = threading.Lock()
+        self._dir_stamp: int | None = None  # the directory's mtime when it was last indexed
+        self._seen: set[Path] = set()  # files indexed or refused (a rescan reads only new ones)
         if self.cache_dir is not None:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
             self._scan()
@@ -191,6 +193,7 @@ class PromptCache:
         """The longest saved state whose tokens are a proper prefix of `tokens`: (n_tokens, state)."""
         prompt = _key(tokens)
         with self._lock:
+            self._rescan()
             while True:
                 best: _Entry | None = None
                 for entry in (*self._ram.values(), *self._disk.values()):
@@ -283,12 +286,14 @@ class PromptCache:
                 pass
             return
         self._disk[entry.key] = _Entry(entry.key, None, len(data), path, used=time.time())
+        self._seen.add(path)
         self._trim_disk()
 
     def _trim_disk(self) -> None:
         while self._disk and self.disk_bytes > self.max_disk_bytes:
             oldest = min(self._disk.values(), key=lambda e: e.used)
             del self._disk[oldest.key]
+            self._seen.discard(oldest.path)  # type: ignore[arg-type]
             try:
                 assert oldest.path is not None
                 oldest.path.unlink()
@@ -335,11 +340,30 @@ class PromptCache:
         key = take(4 * n_tokens)
         return ident, key, 8 + 4 + 4 + n_ident + 4 + 4 * n_tokens
 
+    def _rescan(self) -> None:
+        """Index the files other processes wrote since the last look (the servers of a pool share
+        one cache_dir): a new file changes the directory's mtime, so most lookups cost one stat."""
+        if self.cache_dir is None:
+            return
+        try:
+            stamp = self.cache_dir.stat().st_mtime_ns
+        except OSError:
+            return
+        if stamp != self._dir_stamp:
+            self._scan()
+
     def _scan(self) -> None:
-        """Index this model's files in cache_dir (their tokens, not their states)."""
+        """Index this model's files in cache_dir (their tokens, not their states) not seen yet."""
         assert self.cache_dir is not None and self.identity is not None
         mine = json.loads(self.identity.to_json())
+        try:
+            self._dir_stamp = self.cache_dir.stat().st_mtime_ns
+        except OSError:
+            return
         for path in sorted(self.cache_dir.glob("*" + _SUFFIX)):
+            if path in self._seen:
+                continue
+            self._seen.add(path)
             try:
                 size = path.stat().st_size
                 with open(path, "rb") as fh:
@@ -379,6 +403,7 @@ class PromptCache:
         except (OSError, CorruptFile, struct.error) as exc:
             log.warning("prompt cache: ignoring %s: %s", entry.path, exc)
             self._disk.pop(entry.key, None)
+            self._seen.discard(entry.path)  # rewritten later (by a server of the same pool): read it again
             return None
 
     def tokens_on_disk(self) -> list[list[int]]:

@@ -79,6 +79,23 @@ def test_disk_round_trip_survives_a_restart(tmp_path: Path) -> None:
     assert sorted(restarted.tokens_on_disk()) == [[5, 6, 7], [8, 9], [10, 11]]
 
 
+def test_servers_sharing_a_directory_see_each_others_states(tmp_path: Path) -> None:
+    """The servers of a pool share one cache_dir: what one writes (an eviction, a shutdown) the
+    others find on their next lookup, without a restart."""
+    one, two = PromptCache(500, tmp_path, ID), PromptCache(500, tmp_path, ID)
+    assert two.lookup([1, 2, 3, 4]) is None
+    one.put([1, 2, 3], _state(300, 1))
+    one.put([5, 6], _state(300, 2))  # evicts [1, 2, 3] to disk
+    assert two.lookup([1, 2, 3, 4]) == (3, _state(300, 1))
+    assert two.lookup([5, 6, 7]) is None  # still only in the other server's memory
+    one.close()
+    assert two.lookup([5, 6, 7]) == (2, _state(300, 2))
+    for path in tmp_path.glob("*.state"):  # a file removed behind its back is forgotten, not a crash
+        path.unlink()
+    two.clear()
+    assert two.lookup([1, 2, 3, 4]) is None
+
+
 def test_persist_writes_a_live_state(tmp_path: Path) -> None:
     cache = PromptCache(0, tmp_path, ID)
     assert cache.persist([1, 2, 3], _state(64))
