@@ -25,6 +25,9 @@ class Limits:
     max_json_depth: int = 64  # nesting of arrays/objects in a request body (tool schemas need ~10)
     http_read_timeout: float = 30.0  # seconds one read of a request head/body may wait (slow-loris)
     http_head_timeout: float = 30.0  # seconds the whole request line + headers may take (a trickling client)
+    # open connections, each holding a thread (idle keep-alives and slow clients included); past it a new
+    # connection gets 503 at once and is closed; `serve --max-connections`
+    http_max_connections: int = 512
     # --- request counts (server/, checked before queueing) ---------------------
     max_stop_strings: int = 64  # `stop` / `stop_sequences` entries
     max_stop_length: int = 1024  # characters of one stop string

@@ -57,6 +57,9 @@ def build_parser(prog: str = "python -m llamactypes.serve") -> argparse.Argument
                         help="requests that may wait for the model; more get 503 (default %(default)s)")
     parser.add_argument("--max-body", type=_byte_size, default=None, metavar="BYTES",
                         help="largest request body, e.g. 64M (default 32M); larger ones get 413 unread")
+    parser.add_argument("--max-connections", type=int, default=None, metavar="N",
+                        help="connections open at once (each holds a thread); more get 503 at once "
+                             "(default 512)")
     parser.add_argument("--allowed-hosts", action="append", default=[], metavar="NAMES",
                         help="also accept these Host names (comma-separated, repeatable; '*' any; '.example.com' "
                              "a domain). Default: the bound address and localhost names (DNS-rebinding guard)")
@@ -113,6 +116,8 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     if args.api_key is not None and not args.api_key.strip():
         parser.error("--api-key (or LLAMACTYPES_API_KEY) is empty: give a key, or leave the option out "
                      "to serve without one")
+    if getattr(args, "max_connections", None) is not None and args.max_connections < 1:
+        parser.error(f"--max-connections must be at least 1, got {args.max_connections}")
 
 
 def server_config(args: argparse.Namespace) -> object:
@@ -125,6 +130,8 @@ def server_config(args: argparse.Namespace) -> object:
 
     limits = DEFAULT_LIMITS if args.max_body is None else dataclasses.replace(DEFAULT_LIMITS,
                                                                               max_body_bytes=args.max_body)
+    if getattr(args, "max_connections", None) is not None:
+        limits = dataclasses.replace(limits, http_max_connections=args.max_connections)
     hosts = [h for item in args.allowed_hosts for h in item.split(",")]
     origin = OriginPolicy.build(args.host, hosts, args.cors)
     if not args.api_key and not is_loopback_bind(args.host):

@@ -13,7 +13,10 @@ most `head_timeout` seconds (a connection that sends a few bytes and no end of l
 or trickles a byte at a time, is closed instead of holding its thread); a malformed request
 line (`GARBAGE`, `HTTP/9.9`, a URI over 64 KiB) gets its 400/505/414 status; a
 body announced larger than the app's limit gets no `100 Continue` (the client
-never sends it; the app answers 413 from the header).
+never sends it; the app answers 413 from the header). Each connection holds a
+thread: past `max_connections` open at once, a new one gets `503` with
+`Retry-After` at once and is closed, so a flood of idle sockets cannot exhaust
+the process.
 """
 
 from __future__ import annotations
@@ -26,11 +29,11 @@ import threading
 import time
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, WSGIRequestHandler
 
 from ..limits import DEFAULT_LIMITS
 
-__all__ = ["StreamingRequestHandler", "make_http_server", "ServerThread"]
+__all__ = ["StreamingRequestHandler", "CappedThreadedServer", "make_http_server", "ServerThread"]
 
 log = logging.getLogger("llamactypes.server")
 
@@ -126,26 +129,83 @@ def _short(path: str) -> str:
     return path if len(path) <= 200 else path[:200] + f"... ({len(path)} characters)"
 
 
+#: what a connection past the cap gets (the request is not read, so the API it speaks is unknown:
+#: the OpenAI shape; every SDK retries a 503 after Retry-After)
+_BUSY_BODY = (b'{"error":{"message":"the server has too many open connections; retry shortly",'
+              b'"type":"server_error","code":"too_many_connections"}}')
+_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+         b"Connection: close\r\nContent-Length: " + str(len(_BUSY_BODY)).encode() + b"\r\n\r\n" + _BUSY_BODY)
+
+
+class CappedThreadedServer(ThreadedWSGIServer):
+    """werkzeug's thread-per-connection server with a bound on connections open at once."""
+
+    max_connections = DEFAULT_LIMITS.http_max_connections
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._open = 0
+        self._open_lock = threading.Lock()
+        self.refused_connections = 0
+        super().__init__(*args, **kwargs)
+
+    @property
+    def open_connections(self) -> int:
+        return self._open
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            full = self._open >= self.max_connections
+            if not full:
+                self._open += 1
+        if full:
+            self.refused_connections += 1
+            try:
+                request.settimeout(1.0)
+                request.sendall(_BUSY)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        with self._open_lock:
+            self._open -= 1
+
+
 def make_http_server(app: Any, host: str = "127.0.0.1", port: int = 0, read_timeout: float | None = None,
-                     head_timeout: float | None = None) -> BaseWSGIServer:
+                     head_timeout: float | None = None, max_connections: int | None = None) -> BaseWSGIServer:
     """A threaded werkzeug server bound to (host, port); `server.port` is the real port.
 
     `read_timeout`: seconds a socket read may wait; `head_timeout`: seconds the request line and
-    headers may take in all (defaults: `Limits.http_read_timeout` / `http_head_timeout`, from the
-    app's `config.limits` when it has one)."""
+    headers may take in all; `max_connections`: connections open at once (defaults:
+    `Limits.http_read_timeout` / `http_head_timeout` / `http_max_connections`, from the app's
+    `config.limits` when it has one)."""
     limits = getattr(getattr(app, "config", None), "limits", DEFAULT_LIMITS)
     handler = type("StreamingRequestHandler", (StreamingRequestHandler,), {
         "timeout": limits.http_read_timeout if read_timeout is None else read_timeout,
         "head_timeout": limits.http_head_timeout if head_timeout is None else head_timeout})
-    return make_server(host, port, app, threaded=True, request_handler=handler)
+    server = CappedThreadedServer(host, port, app, handler)
+    server.max_connections = limits.http_max_connections if max_connections is None else max_connections
+    return server
 
 
 class ServerThread:
     """Serve `app` from a background thread: `with ServerThread(app) as s: requests.get(s.url)`."""
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, read_timeout: float | None = None,
-                 head_timeout: float | None = None) -> None:
-        self.server = make_http_server(app, host, port, read_timeout, head_timeout)
+                 head_timeout: float | None = None, max_connections: int | None = None) -> None:
+        self.server = make_http_server(app, host, port, read_timeout, head_timeout, max_connections)
         self.host = host
         self.port: int = self.server.port
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},

@@ -106,3 +106,34 @@ def test_a_head_trickled_a_byte_at_a_time_is_cut_at_the_head_timeout(server: Ser
             pass
     assert time.monotonic() - started < 5
     assert requests.get(server.url + "/health", timeout=5).status_code == 200
+
+
+def test_connections_past_the_cap_get_503_at_once_and_the_server_recovers() -> None:
+    """Each connection holds a thread: past the cap a new one is answered 503 + Retry-After and
+    closed without being read, instead of one more thread; freed connections make room again."""
+    with Engine(FakeModel()) as engine, \
+            ServerThread(create_app(engine, ServerConfig()), read_timeout=5.0, head_timeout=5.0,
+                         max_connections=3) as server:
+        idle = [socket.create_connection((server.host, server.port)) for _ in range(3)]
+        try:
+            deadline = time.monotonic() + 5
+            while server.server.open_connections < 3:  # the accept loop has taken all three
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            out, elapsed = _raw(server, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert out.startswith(b"HTTP/1.1 503 ") and b"Retry-After: 1" in out
+            assert b'"code":"too_many_connections"' in out and elapsed < 2
+            assert server.server.refused_connections == 1
+        finally:
+            for sock in idle:
+                sock.close()
+        deadline = time.monotonic() + 5
+        while True:  # the held threads end when their sockets close
+            try:
+                if requests.get(server.url + "/health", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert server.server.open_connections <= 1

@@ -46,6 +46,15 @@ def test_an_empty_api_key_is_an_error_not_no_key() -> None:
     assert out.returncode == 2 and "empty" in out.stderr
 
 
+def test_max_connections_sets_the_limit_and_refuses_zero() -> None:
+    from llamactypes.serve import server_config
+
+    config = server_config(build_parser().parse_args(["--max-connections", "64"]))
+    assert config.limits.http_max_connections == 64  # type: ignore[attr-defined]
+    out = run("m.gguf", "--max-connections", "0")
+    assert out.returncode == 2 and "--max-connections" in out.stderr
+
+
 def test_hardening_flags_build_the_server_config(caplog: pytest.LogCaptureFixture) -> None:
     from llamactypes.serve import server_config
 
