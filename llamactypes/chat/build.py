@@ -312,7 +312,7 @@ def _add_grammar(
         if not required and response_schema is None:
             build.grammar = builder.build(root)
             build.grammar_lazy = True
-            build.trigger_patterns = _wrap_patterns(fmt, fmt.trigger_regexes(), mode)
+            build.trigger_patterns = _wrap_patterns(fmt, fmt.trigger_regexes(tools), mode)
             marker = fmt.start_markers[0] if fmt.start_markers and mode == "none" else None
             if marker:  # plain markers can fire inside a thinking block: only without one
                 build.trigger_words = [marker]

@@ -311,8 +311,11 @@ class ChatFormat:
         """The GBNF body of ``root`` for this dialect's calls (rules added to `builder`)."""
         raise NotImplementedError
 
-    def trigger_regexes(self) -> list[str]:
-        """Regexes whose first group is where the call grammar starts (searched anywhere)."""
+    def trigger_regexes(self, tools: Sequence[dict[str, Any]]) -> list[str]:
+        """Regexes whose first group is where the call grammar starts (searched anywhere).
+
+        `tools` are the callable tools, for dialects whose calls open with the bare name.
+        """
         return [f"({re.escape(m)})" for m in self.start_markers[:1]]
 
     # -- parsing -------------------------------------------------------------
