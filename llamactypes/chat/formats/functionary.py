@@ -193,11 +193,11 @@ class FunctionaryV32Format(ChatFormat):
     def _call(name: str, text: str, body: int, partial: bool) -> Block:
         """The arguments of a call to `name` starting at `body`: a JSON object, or code for ``python``."""
         i = skip_ws(text, body)
-        if i >= len(text) or (partial and name == PYTHON and MARK.startswith(text[i:])):
-            return Block.partial([Call(name, "")])
-        if text[i] == "{":
+        if partial and (i >= len(text) or (name == PYTHON and MARK.startswith(text[i:]))):
+            return Block.partial([Call(name, "")])  # JSON or code: the first character will tell
+        if i < len(text) and text[i] == "{":
             return object_arguments(text, i, name)
-        if name == PYTHON:
+        if name == PYTHON:  # code, even none: Functionary's interpreter call
             return _raw_code(name, text, body, partial)
         return Block.fail("tool call arguments are not a JSON object")
 

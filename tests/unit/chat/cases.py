@@ -142,6 +142,8 @@ PARSE_CASES = [
          config={"tools": ("python", "special_function")}),
     Case("functionary-python-then-call", "functionary-v3.2", "python\nprint(1)\n>>>special_function\n{\"arg1\": 1}",
          calls=(("python", '{"code": "print(1)\\n"}'), SPECIAL), config={"tools": ("python", "special_function")}),
+    Case("functionary-python-empty", "functionary-v3.2", "python\n", calls=(("python", '{"code": ""}'),),
+         config={"tools": ("python",)}),
     Case("functionary-python-json", "functionary-v3.2", 'python\n{"code": "print(2)"}',
          calls=(("python", '{"code": "print(2)"}'),), config={"tools": ("python",)}),
     Case("functionary-repeated-mark", "functionary-v3.2", '>>>all\nSure.>>>get_time\n{"tz": "UTC"}',
