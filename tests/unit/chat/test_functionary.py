@@ -3,7 +3,10 @@
 Expectations for what the model writes after the prompt's ``>>>`` come from
 llama.cpp's tests/test-chat.cpp (b11434: the Functionary v3.2 PEG tests and the
 generation-prompt check; older revisions: content + call, raw python code,
-trailing whitespace); the call texts are the template's own renderings.
+trailing whitespace) and from MeetKai's reference conversation for the format
+(MeetKai/functionary tests/prompt_test_v3.llama3.txt: what the model is trained to
+write, raw python code and tool results included); the call texts are the
+template's own renderings.
 """
 
 from __future__ import annotations
@@ -197,6 +200,63 @@ def test_auto_grammar_without_parallel_calls_allows_one(model: FakeModel) -> Non
     grammar = Grammar.from_gbnf(build.grammar)
     assert _grammar_start(build, PARALLEL) == 0
     assert grammar.accepts(SINGLE) and not grammar.accepts(PARALLEL)
+
+
+# Assistant turns of MeetKai's reference conversation for this format (MeetKai/functionary,
+# tests/prompt_test_v3.llama3.txt): what the model is trained to write after the prompt's ">>>".
+MEETKAI = [
+    ("all\nJames Kaplan is the Co-Founder and CEO of MeetKai Inc.",
+     "James Kaplan is the Co-Founder and CEO of MeetKai Inc.", []),
+    ('all\nI will get the price of 2 cars and compare>>>get_car_price\n{"car_name": "Song"}'
+     '>>>get_car_price\n{"car_name": "Tang"}', "I will get the price of 2 cars and compare",
+     [("get_car_price", {"car_name": "Song"}), ("get_car_price", {"car_name": "Tang"})]),
+    ('get_weather\n{"location": "Hanoi"}', "", [("get_weather", {"location": "Hanoi"})]),
+    ("all\nI'll use code interpreter to handle this>>>python\nl=[int('0'),int('1'),int('2'),int('3'),int('4'),"
+     "int('5')]\nl.remove(3.6)", "I'll use code interpreter to handle this",
+     [("python", {"code": "l=[int('0'),int('1'),int('2'),int('3'),int('4'),int('5')]\nl.remove(3.6)"})]),
+    ("all\nI will fix the code>>>python\nl.remove(round(3.6))\nl", "I will fix the code",
+     [("python", {"code": "l.remove(round(3.6))\nl"})]),
+]
+CAR, LOCATION = ({"type": "function", "function": {
+    "name": name, "description": name,
+    "parameters": {"type": "object", "properties": {key: {"type": "string"}}, "required": [key]}}}
+    for name, key in (("get_car_price", "car_name"), ("get_weather", "location")))
+
+
+@pytest.mark.parametrize(("raw", "content", "calls"), MEETKAI)
+def test_meetkai_reference_turns_parse(model: FakeModel, raw: str, content: str, calls: list[Any]) -> None:
+    build = chat_build(model, USER, [CAR, LOCATION, PYTHON_TOOL])
+    message = chat_parse(raw, build.format, build.parser)
+    assert message.content == content
+    assert [(c.name, json.loads(c.arguments)) for c in message.tool_calls] == calls
+
+
+def test_meetkai_reference_history_renders_as_trained(model: FakeModel) -> None:
+    """Calls, raw python code and tool results in the history render exactly as MeetKai's reference."""
+    def turn(k: int) -> dict[str, Any]:
+        _, content, calls = MEETKAI[k]
+        return {"role": "assistant", "content": content, "tool_calls": [
+            {"id": f"c{k}{i}", "type": "function", "function": {"name": n, "arguments": a}}
+            for i, (n, a) in enumerate(calls)]}
+
+    history = [
+        {"role": "user", "content": "is the car Song more expensive than car Tang?"}, turn(1),
+        {"role": "tool", "tool_call_id": "c10", "content": '{"price": {"price": "$25000"}}'},
+        {"role": "tool", "tool_call_id": "c11", "content": '{"price": {"price": "$20000"}}'},
+        {"role": "user", "content": "Given the list of strings: '0','1','2','3','4','5' remove the number in the "
+                                    "list that is close to 3.6 the most"}, turn(3),
+        {"role": "tool", "tool_call_id": "c30", "content": "ValueError: list.remove(x): x not in list"}, turn(4),
+    ]
+    prompt = chat_build(model, history, [CAR, LOCATION]).prompt
+    header = "<|start_header_id|>{}<|end_header_id|>\n\n"
+    user, assistant, tool = (header.format(r) for r in ("user", "assistant", "tool"))
+    assert prompt[prompt.index(user):] == (
+        f"{user}is the car Song more expensive than car Tang?<|eot_id|>{assistant}>>>{MEETKAI[1][0]}<|eot_id|>"
+        f'{tool}{{"price": {{"price": "$25000"}}}}<|eot_id|>{tool}{{"price": {{"price": "$20000"}}}}<|eot_id|>'
+        f"{user}Given the list of strings: '0','1','2','3','4','5' remove the number in the list that is close to "
+        f"3.6 the most<|eot_id|>{assistant}>>>{MEETKAI[3][0]}<|eot_id|>"
+        f"{tool}ValueError: list.remove(x): x not in list<|eot_id|>{assistant}>>>{MEETKAI[4][0]}<|eot_id|>"
+        f"{assistant}>>>")
 
 
 def test_tool_results_render_as_tool_turns(model: FakeModel) -> None:
