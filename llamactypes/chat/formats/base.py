@@ -270,6 +270,9 @@ class ChatFormat:
     #: Regex whose (empty) group marks where plain content starts, for dialects whose
     #: content follows a header (a JSON ``response_format`` grammar starts there); None: at once.
     content_trigger: ClassVar[str | None] = None
+    #: Text the dialect writes before plain content (Functionary's ``all\n``): a JSON ``response_format``
+    #: grammar starts with it.
+    content_prefix: ClassVar[str] = ""
 
     def structural_chars(self) -> frozenset[str]:
         """Characters that may start a marker of this dialect (the stream parser re-parses on them)."""

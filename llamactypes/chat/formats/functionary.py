@@ -81,6 +81,7 @@ class FunctionaryV32Format(ChatFormat):
     think_tags = None
     #: llama.cpp preserves this one (a single token in some vocabularies); ``>`` starts every marker.
     special_markers = (MARK + ALL,)
+    content_prefix = ALL + "\n"
 
     def detect(self, source: str) -> bool:
         return MARK + ALL in source

@@ -202,6 +202,18 @@ def test_auto_grammar_without_parallel_calls_allows_one(model: FakeModel) -> Non
     assert grammar.accepts(SINGLE) and not grammar.accepts(PARALLEL)
 
 
+def test_response_format_starts_after_the_all_recipient(model: FakeModel) -> None:
+    schema = {"type": "json_schema", "json_schema": {"schema": {
+        "type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}}}
+    build = chat_build(model, USER, response_format=schema)
+    grammar = Grammar.from_gbnf(build.grammar)
+    assert not build.grammar_lazy and grammar.accepts('all\n{"a": 1}') and not grammar.accepts('{"a": 1}')
+    assert chat_parse('all\n{"a": 1}', build.format, build.parser).content == '{"a": 1}'
+    # with tools and tool_choice="auto": a call, or the JSON answer after "all\n"
+    both = Grammar.from_gbnf(chat_build(model, USER, [WEATHER], response_format=schema).grammar)
+    assert both.accepts('all\n{"a": 1}') and both.accepts(SINGLE) and not both.accepts('{"a": 1}')
+
+
 # Assistant turns of MeetKai's reference conversation for this format (MeetKai/functionary,
 # tests/prompt_test_v3.llama3.txt): what the model is trained to write after the prompt's ">>>".
 MEETKAI = [
