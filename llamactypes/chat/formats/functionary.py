@@ -79,7 +79,7 @@ class FunctionaryV32Format(ChatFormat):
 
     id = "functionary-v3.2"
     think_tags = None
-    #: llama.cpp preserves this one (a single token in some vocabularies); ``>`` starts every marker.
+    #: As llama.cpp preserves it (kept only where the vocabulary has it as one token); ``>`` starts every marker.
     special_markers = (MARK + ALL,)
     content_prefix = ALL + "\n"
 
