@@ -298,7 +298,7 @@ def _add_grammar(
     builder = GrammarBuilder(compact=bool(tools) and not fmt.pretty_json)
     required = choice != "auto"
     if not tools:
-        root = builder.schema(response_schema or {}, "response")
+        root = _response_rule(builder, fmt, response_schema or {})
         if fmt.content_trigger:  # the answer starts after a channel header, not at once
             build.grammar = builder.build(root)
             build.grammar_lazy = True
@@ -312,7 +312,7 @@ def _add_grammar(
         if not required and response_schema is None:
             build.grammar = builder.build(root)
             build.grammar_lazy = True
-            build.trigger_patterns = _wrap_patterns(fmt, fmt.trigger_regexes(), mode)
+            build.trigger_patterns = _wrap_patterns(fmt, fmt.trigger_regexes(tools), mode)
             marker = fmt.start_markers[0] if fmt.start_markers and mode == "none" else None
             if marker:  # plain markers can fire inside a thinking block: only without one
                 build.trigger_words = [marker]
@@ -320,7 +320,7 @@ def _add_grammar(
                 build.trigger_tokens = [token] if token is not None else []
             return
         if response_schema is not None and not required:
-            root = f"{root} | {builder.schema(response_schema, 'response')}"
+            root = f"{root} | {_response_rule(builder, fmt, response_schema)}"
     if mode == "none":  # the answer may start after a line break or two, or an empty thinking block
         lead = builder.ws()
         if tools and build.parser.reasoning and fmt.think_tags:
@@ -334,6 +334,12 @@ def _add_grammar(
     open_tag, close_tag = (re.escape(t) for t in fmt.think_tags or ("", ""))
     start = "^[\\s\\S]*?" if mode == "forced" else f"^\\s*{open_tag}[\\s\\S]*?"
     build.trigger_patterns = [f"{start}{close_tag}(\\s*)"]
+
+
+def _response_rule(builder: GrammarBuilder, fmt: ChatFormat, schema: dict[str, Any]) -> str:
+    """The JSON answer a ``response_format`` asks for, after the text the dialect writes before content."""
+    rule = builder.schema(schema, "response")
+    return f"{literal(fmt.content_prefix)} {rule}" if fmt.content_prefix else rule
 
 
 def _wrap_patterns(fmt: ChatFormat, patterns: list[str], mode: str) -> list[str]:

@@ -94,8 +94,10 @@ def _output(template: Any, message: dict[str, Any], think: tuple[str, str] | Non
     values = ("Paris", "CET", "Let me check.", "I need the weather.")
     last = max(out.rfind(v) + len(v) for v in values)
     content = message.get("content") or ""
-    if content and turn_end and turn_end in out[out.find(content):]:
-        return None  # content and calls are rendered as two turns: no one output to compare
+    if content and turn_end:
+        lo, hi = sorted((out.find(content), out.find("get_weather")))
+        if turn_end in out[lo:hi]:  # a turn ends between content and calls: two turns, no one output
+            return None
     for k in range(len(turn_end)):
         if k and turn_end[k] != "<" and not turn_end[k - 1].isspace():
             continue

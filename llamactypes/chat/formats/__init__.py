@@ -12,6 +12,7 @@ from llamactypes.chat.formats.base import ChatFormat
 from llamactypes.limits import DEFAULT_LIMITS
 from llamactypes.chat.formats.command_r7b import CommandR7BFormat
 from llamactypes.chat.formats.deepseek import DeepSeekR1Format, DeepSeekV31Format
+from llamactypes.chat.formats.functionary import FunctionaryV32Format
 from llamactypes.chat.formats.generic import GenericFormat
 from llamactypes.chat.formats.gpt_oss import GptOssFormat
 from llamactypes.chat.formats.hermes import HermesFormat
@@ -34,6 +35,7 @@ FORMATS: tuple[ChatFormat, ...] = (
     MistralNemoFormat(),
     Qwen3CoderFormat(),
     HermesFormat(),
+    FunctionaryV32Format(),
     Llama3Format(),
     GENERIC,
 )

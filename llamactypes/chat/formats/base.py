@@ -270,6 +270,9 @@ class ChatFormat:
     #: Regex whose (empty) group marks where plain content starts, for dialects whose
     #: content follows a header (a JSON ``response_format`` grammar starts there); None: at once.
     content_trigger: ClassVar[str | None] = None
+    #: Text the dialect writes before plain content (Functionary's ``all\n``): a JSON ``response_format``
+    #: grammar starts with it.
+    content_prefix: ClassVar[str] = ""
 
     def content_runs_to_end(self, config: ParserConfig) -> bool:
         """Whether content, once it started, is the rest of the output as written: nothing that may
@@ -316,8 +319,11 @@ class ChatFormat:
         """The GBNF body of ``root`` for this dialect's calls (rules added to `builder`)."""
         raise NotImplementedError
 
-    def trigger_regexes(self) -> list[str]:
-        """Regexes whose first group is where the call grammar starts (searched anywhere)."""
+    def trigger_regexes(self, tools: Sequence[dict[str, Any]]) -> list[str]:
+        """Regexes whose first group is where the call grammar starts (searched anywhere).
+
+        `tools` are the callable tools, for dialects whose calls open with the bare name.
+        """
         return [f"({re.escape(m)})" for m in self.start_markers[:1]]
 
     # -- parsing -------------------------------------------------------------

@@ -82,7 +82,7 @@ class GptOssFormat(ChatFormat):
         # Calls after the first are messages of their own, as the templates render them.
         return f"{call} ( {literal(END + '<|start|>assistant')} {call} )*"
 
-    def trigger_regexes(self) -> list[str]:
+    def trigger_regexes(self, tools: Sequence[dict[str, Any]]) -> list[str]:
         return [r"(?:<\|channel\|>(?:commentary|analysis)|<\|start\|>assistant|^)( to=functions\.)"]
 
     def parse(self, text: str, config: ParserConfig, partial: bool) -> ParseResult:

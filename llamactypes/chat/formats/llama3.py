@@ -60,7 +60,7 @@ class Llama3Format(ChatFormat):
         first = f"( {literal(PYTHON_TAG)} )? {call}"
         return f"{first} ( {ws} {literal(';')} {ws} {call} )*" if parallel else first
 
-    def trigger_regexes(self) -> list[str]:
+    def trigger_regexes(self, tools: Sequence[dict[str, Any]]) -> list[str]:
         return [
             r'^\s*(\{\s*(?:"type"\s*:\s*"function"\s*,\s*)?"name"\s*:\s*")',
             f"({re.escape(PYTHON_TAG)})",

@@ -65,7 +65,7 @@ EXPECTED = {
     "llama-cpp-rwkv-world": "generic",
     "llm-jp-llm-jp-4.1-8b-thinking": "generic",
     "meetkai-functionary-medium-v3.1": "generic",
-    "meetkai-functionary-medium-v3.2": "generic",
+    "meetkai-functionary-medium-v3.2": "functionary-v3.2",
     "meta-llama-Llama-3.1-8B-Instruct": "llama3",
     "meta-llama-Llama-3.2-3B-Instruct": "llama3",
     "meta-llama-Llama-3.3-70B-Instruct": "llama3",

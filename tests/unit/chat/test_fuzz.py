@@ -21,6 +21,7 @@ FRAGMENTS = [
     "<|END_ACTION|>", "<|START_RESPONSE|>", "<|channel|>", "<|message|>", "<|end|>", "<|start|>", "assistant",
     " to=functions.get_time", "analysis", "final", "\\u12", "\\ud83d", '"response": ', '"tool_call": ',
     '"tool_calls": ', "x", "1", "true", "-", ".", "e", "[THINK]", "[/THINK]", "<|START_THINKING|>",
+    ">>>", ">", "all\n", "get_time\n", "python\n",
 ]
 CONFIGS = [
     ParserConfig(),

@@ -24,7 +24,7 @@ def _work(pieces: list[str], fmt: str, config: ParserConfig) -> tuple[int, str]:
     return parser.work, folded.tool_calls[0].arguments if folded.tool_calls else folded.content
 
 
-@pytest.mark.parametrize("fmt", ["hermes", "qwen3-coder", "mistral-nemo"])
+@pytest.mark.parametrize("fmt", ["hermes", "qwen3-coder", "mistral-nemo", "functionary-v3.2"])
 def test_parse_work_grows_linearly_with_a_long_argument(fmt: str) -> None:
     """Doubling the argument doubles the characters the parser reads (quadratic would quadruple them)."""
     config = ParserConfig(tools=("write",), param_types={"write": {"text": "string"}})
@@ -33,6 +33,7 @@ def test_parse_work_grows_linearly_with_a_long_argument(fmt: str) -> None:
         "qwen3-coder": ("<tool_call>\n<function=write>\n<parameter=text>\n",
                         "\n</parameter>\n</function>\n</tool_call>"),
         "mistral-nemo": ('[TOOL_CALLS][{"name": "write", "arguments": {"text": "', '"}, "id": "abcdefghi"}]'),
+        "functionary-v3.2": ('all\nWriting it.>>>write\n{"text": "', '"}'),
     }
     head, tail = heads[fmt]
     works = []
