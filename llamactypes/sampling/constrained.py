@@ -83,8 +83,10 @@ class _Pattern:
             match = self.regex.search(text, pos)
         if match is None:
             return None
+        # the first non-empty capture group (llama.cpp's rule), or an empty one that ends the match:
+        # `HEADER()` says "the constrained text starts right after HEADER", before any of it exists
         for i in range(1, (match.re.groups or 0) + 1):
-            if match.start(i) >= 0 and match.end(i) > match.start(i):
+            if match.start(i) >= 0 and (match.end(i) > match.start(i) or match.start(i) == match.end()):
                 return match.start(i)
         return match.start()
 

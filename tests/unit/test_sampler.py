@@ -206,3 +206,20 @@ def test_long_history_counts_only_the_penalty_window() -> None:
     Sampler(p, x.size, history=history).prepare(a)
     Sampler(p, x.size, history=history[-64:]).prepare(b)
     assert np.array_equal(a, b) and not np.array_equal(a, x)
+
+
+@pytest.mark.parametrize(("pattern", "text", "start"), [
+    (r"<tool_call>", "Hi <tool_call>", 3),  # no group: the match
+    (r"x(<a>)", "..x<a>", 3),  # the first non-empty group (llama.cpp's rule)
+    (r"(\s*)(<a>)", "hi <a>", 2),  # the whitespace group is not empty here
+    (r"(q*)b(c)", "bc", 1),  # an empty group inside the match is skipped (llama.cpp's rule)
+    (r"<\|message\|>()", "<|channel|>final<|message|>", 27),  # an empty group ending the match: right after it
+])
+def test_trigger_pattern_start(pattern: str, text: str, start: int) -> None:
+    from llamactypes.sampling.constrained import TriggerScanner
+
+    scanner = TriggerScanner([pattern])
+    found = None
+    for char in text:  # as a stream feeds it
+        found = scanner.feed(char) if found is None else found
+    assert found == start
