@@ -80,8 +80,11 @@ def choose_slot(slots: Iterable[Slot], prompt: Sequence[int]) -> tuple[Slot, int
     prompt (at most len(prompt) - 1: the last prompt token is always decoded) minus the cached
     tokens past it, which the new request overwrites. So a conversation that comes back finds
     its slot, while a short request that only shares a chat template's opening goes to an empty
-    slot, or the one whose loss is smallest, instead of wiping a long conversation. Ties go to
-    the least recently used slot.
+    slot, or the one whose loss is smallest, instead of wiping a long conversation. A request
+    that holds the slot's whole last prompt is that conversation again (retried, or continued
+    after another answer): it loses nothing worth keeping and takes the slot back, instead of
+    spreading one client's turns over every slot (each kept slot widens the unified cache that
+    every step attends over). Ties go to the least recently used slot.
     """
     best: tuple[tuple[int, int, float], Slot, int] | None = None
     limit = max(len(prompt) - 1, 0)
@@ -89,7 +92,9 @@ def choose_slot(slots: Iterable[Slot], prompt: Sequence[int]) -> tuple[Slot, int
         if slot.work is not None:
             continue
         n = min(common_prefix(slot.cached, prompt), limit)
-        key = (n - (len(slot.cached) - n), 1 if not slot.cached else 0, -slot.last_used)
+        same = slot.n_prompt > 0 and n >= min(slot.n_prompt, len(slot.cached)) - 1
+        lost = 0 if same else len(slot.cached) - n
+        key = (n - lost, 1 if not slot.cached else 0, -slot.last_used)
         if best is None or key > best[0]:
             best = (key, slot, n)
     return None if best is None else (best[1], best[2])

@@ -54,6 +54,16 @@ def test_choose_slot_keeps_most_and_wipes_least() -> None:
     assert choose_slot([a, b, c], [1]) is None
 
 
+def test_the_same_prompt_again_takes_its_slot_back() -> None:
+    """A retried turn (same prompt, its old answer cached after it) reuses its slot instead of an
+    empty one: one client's turns must not spread over every slot of the unified cache."""
+    answered = Slot(0, cached=[1, 2, 3, 4] + [8] * 40, n_prompt=4, last_used=2)
+    empty = Slot(1)
+    assert choose_slot([answered, empty], [1, 2, 3, 4]) == (answered, 3)
+    assert choose_slot([answered, empty], [1, 2, 3, 4, 5, 6]) == (answered, 4)  # another answer, next turn
+    assert choose_slot([answered, empty], [1, 2, 9, 9]) == (empty, 0)  # another conversation: no wipe
+
+
 def test_plan_puts_single_tokens_first_then_the_oldest_prompt_chunks() -> None:
     gen = Slot(0, cached=[1] * 10, pending=[5])
     old = Slot(1, pending=list(range(100)), admitted=1)
