@@ -220,9 +220,9 @@ class DerivedFormat(ChatFormat):
             i = j
         if d.section_close.strip():
             found, j = match_lit(text, i, d.section_close)
-            if found is None:
+            if found is None and partial:
                 return Block.partial(calls)
-            if found:
+            if found:  # a whole output may end before the close (a stop token such as <|tool_response>)
                 i = j
         return Block(BlockStatus.DONE, calls, skip_ws(text, i))
 
