@@ -44,8 +44,6 @@ _V32 = "dialect in progress (Functionary v3.2, another branch)"
 _NONE_OPENER = ("reasoning_format none: llama.cpp puts the thinking opener the generation prompt wrote back in front "
                 "of the content; we return the model's text as written")
 _HARMONY_NONE = "reasoning_format none: our harmony format always reads the analysis channel as reasoning"
-_UNCLOSED = ("a tool call inside a thinking block that was never closed: llama.cpp ends the reasoning at the call; "
-             "we keep an unclosed block as reasoning, call included")
 _ROLE_END = "the output holds the turn's end marker <|role_end|> (a stop token): llama.cpp drops it, we keep it"
 _NO_BREAKS = "a call written without the line breaks the template puts between its tags is not read"
 _START_TEXT = "Cohere2's answer is wrapped in <|START_TEXT|>...<|END_TEXT|>: llama.cpp unwraps it, we keep the markers"
@@ -54,7 +52,7 @@ _GEMMA_NESTED = ("arrays and objects in Gemma 4's own value syntax (<|\"|> quote
 _GEMMA_STRAY = "stray channel markers around the answer (<channel|>, an empty thought block): llama.cpp drops them"
 _K3_ENVELOPE = ("Kimi-K3 wraps the answer in <|open|>response<|sep|> ... <|close|>response<|sep|>: llama.cpp unwraps "
                 "it, our derived dialect keeps the envelope in the content")
-_KIMI_NO_SECTION = "a call without the <|tool_calls_section_begin|> section opener is not read"
+_KIMI_NO_SECTION = "calls without the <|tool_calls_section_begin|> section opener are not read"
 _KIMI_IDS = ("Kimi writes ids functions.NAME:INDEX; llama.cpp returns them as the call ids, our derived dialect reads "
              "them as name and index and issues its own ids")
 _LFM2_GENERIC = ("the template renders no tool calls, so it keeps the generic format: LFM2's pythonic "
@@ -87,12 +85,7 @@ KNOWN: dict[str, str] = {
         "openai-gpt-oss-120b:6458",
     ], _HARMONY_NONE),
     **dict.fromkeys([
-        "Qwen3.5-4B:2317", "Qwen3.5-4B:2334", "inclusionai-ling-3.0-flash:4666",
-        "inclusionai-ling-3.0-flash:4683", "inclusionai-ling-3.0-flash:4748", "deepseek-ai-DeepSeek-V4:4353",
-        "Kimi-K2-Thinking:5100", "Kimi-K2-Thinking:5119",
-    ], _UNCLOSED),
-    **dict.fromkeys([
-        "inclusionai-ling-3.0-flash:4742",
+        "inclusionai-ling-3.0-flash:4742", "inclusionai-ling-3.0-flash:4748",
     ], _ROLE_END),
     **dict.fromkeys([
         "inclusionai-ling-3.0-flash:4756",
@@ -112,7 +105,7 @@ KNOWN: dict[str, str] = {
         "Kimi-K3:4949", "Kimi-K3:4967",
     ], _K3_ENVELOPE),
     **dict.fromkeys([
-        "Kimi-K2-Thinking:5136",
+        "Kimi-K2-Thinking:5119", "Kimi-K2-Thinking:5136",
     ], _KIMI_NO_SECTION),
     **dict.fromkeys([
         "LFM2-8B-A1B:2022", "LFM2-8B-A1B:2028", "LFM2-8B-A1B:2034", "LFM2-8B-A1B:2039", "LFM2-8B-A1B:2045",
@@ -164,7 +157,7 @@ KNOWN: dict[str, str] = {
     **dict.fromkeys([
         "Kimi-K2-Thinking:4990", "Kimi-K2-Thinking:4998", "Kimi-K2-Thinking:5008", "Kimi-K2-Thinking:5017",
         "Kimi-K2-Thinking:5034", "Kimi-K2-Thinking:5053", "Kimi-K2-Thinking:5063", "Kimi-K2-Thinking:5071",
-        "Kimi-K2-Thinking:5081", "moonshotai-Kimi-K2:5202", "Kimi-K2-Instruct:5213",
+        "Kimi-K2-Thinking:5081", "Kimi-K2-Thinking:5100", "moonshotai-Kimi-K2:5202", "Kimi-K2-Instruct:5213",
     ], _KIMI_IDS),
     **dict.fromkeys([
         "LFM2.5-8B-A1B:2028", "LFM2.5-8B-A1B:2034", "LFM2.5-8B-A1B:2039", "LFM2.5-8B-A1B:2045",
