@@ -20,6 +20,7 @@ from llamactypes.chat.derive.probe import common_prefix
 from llamactypes.chat.derive.analyze import ARGS, ECHO, ID, INDEX, LIT, NAME, Dialect, KeyValues
 from llamactypes.chat.formats._grammar import GrammarBuilder, literal
 from llamactypes.chat.formats._json import Scan, json_item, param_value, scan_value, skip_ws
+from llamactypes.chat.formats._literal import LiteralSyntax, scan_literal
 from llamactypes.chat.formats.base import (
     Block, BlockStatus, Call, ChatFormat, held_suffix, object_arguments, startswith_partial,
 )
@@ -68,6 +69,7 @@ class DerivedFormat(ChatFormat):
             texts += dialect.args.value_end.split(ECHO)
         specials = [t.strip() for t in texts if t.strip()] + list(dialect.think or ())
         self.special_markers = tuple(dict.fromkeys(specials))  # type: ignore[misc]
+        self._literals = _literal_syntax(dialect.args)
         first = dialect.call[0].text if dialect.call[0].kind == LIT else ""
         self._call_open = first.strip()
         self._after_args = self._lit_after_args()
@@ -349,6 +351,10 @@ class DerivedFormat(ChatFormat):
 
     def _value(self, text: str, i: int, kv: KeyValues, key: str, kind: str | None) -> tuple[bool | None, int, Any, str]:
         """The value at `i`: (status, where it ends, the value, streamable prefix of its JSON item)."""
+        if self._literals is not None:  # the template's own literals (Python, Gemma 4), nested ones included
+            status, end, value = scan_literal(text, i, self._literals)
+            if status is not Scan.BAD:
+                return (True, end, value, "") if status is Scan.OK else (None, i, None, "")
         if kv.quote and startswith_partial(text, i, kv.quote) is None:
             return None, i, None, ""  # the opening quote is still being written
         if kv.quote and text.startswith(kv.quote, i):
@@ -374,3 +380,16 @@ class DerivedFormat(ChatFormat):
             body = body[: len(body) - held_suffix(body, stops + [s.strip() for s in stops])]
             pending = json_item(key, body)[:-1]
         return None, i, None, pending
+
+
+def _literal_syntax(kv: KeyValues | None) -> LiteralSyntax | None:
+    """How values are written where a template quotes strings its own way, not as JSON.
+
+    Single quotes are Python's call syntax (LFM2): both quotes, with escapes.
+    Another quote marker (Gemma 4's ``<|"|>``) holds raw text; JSON strings are read too.
+    """
+    if kv is None or kv.quote in ("", '"'):
+        return None
+    if kv.quote == "'":
+        return LiteralSyntax({"'": True, '"': True})
+    return LiteralSyntax({kv.quote: False, '"': True})

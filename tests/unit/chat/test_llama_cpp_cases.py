@@ -47,8 +47,6 @@ _HARMONY_NONE = "reasoning_format none: our harmony format always reads the anal
 _ROLE_END = "the output holds the turn's end marker <|role_end|> (a stop token): llama.cpp drops it, we keep it"
 _NO_BREAKS = "a call written without the line breaks the template puts between its tags is not read"
 _START_TEXT = "Cohere2's answer is wrapped in <|START_TEXT|>...<|END_TEXT|>: llama.cpp unwraps it, we keep the markers"
-_GEMMA_NESTED = ("arrays and objects in Gemma 4's own value syntax (<|\"|> quotes inside [...] or {...}) are read "
-                 "as raw text")
 _GEMMA_STRAY = "stray channel markers around the answer (<channel|>, an empty thought block): llama.cpp drops them"
 _K3_ENVELOPE = ("Kimi-K3 wraps the answer in <|open|>response<|sep|> ... <|close|>response<|sep|>: llama.cpp unwraps "
                 "it, our derived dialect keeps the envelope in the content")
@@ -57,8 +55,6 @@ _KIMI_IDS = ("Kimi writes ids functions.NAME:INDEX; llama.cpp returns them as th
              "them as name and index and issues its own ids")
 _LFM2_GENERIC = ("the template renders no tool calls, so it keeps the generic format: LFM2's pythonic "
                  "<|tool_call_start|>[f(a=1)]<|tool_call_end|> calls are not read (no LFM2 dialect)")
-_LFM2_VALUES = ("LFM2's Python-literal values (quoted strings, True/None, lists, dicts) are read as raw text by the "
-                "derived key=value dialect")
 _LFM2_THINK = ("the template never renders a thinking block we could learn, so <think>...</think> in the output "
                "stays content")
 _MINIMAX_NESTED = "nested object and array values written as child tags are read as raw strings"
@@ -93,9 +89,6 @@ KNOWN: dict[str, str] = {
     **dict.fromkeys([
         "Cohere2MoE:2877", "Cohere2MoE:2888", "Cohere2MoE:2894", "Cohere2MoE:2955",
     ], _START_TEXT),
-    **dict.fromkeys([
-        "google-gemma-4-31B-it:3120", "google-gemma-4-31B-it:3127",
-    ], _GEMMA_NESTED),
     **dict.fromkeys([
         "google-gemma-4-31B-it:3155", "google-gemma-4-31B-it:3161", "google-gemma-4-31B-it:3167",
         "google-gemma-4-31B-it:3173",
@@ -159,11 +152,6 @@ KNOWN: dict[str, str] = {
         "Kimi-K2-Thinking:5034", "Kimi-K2-Thinking:5053", "Kimi-K2-Thinking:5063", "Kimi-K2-Thinking:5071",
         "Kimi-K2-Thinking:5081", "Kimi-K2-Thinking:5100", "moonshotai-Kimi-K2:5202", "Kimi-K2-Instruct:5213",
     ], _KIMI_IDS),
-    **dict.fromkeys([
-        "LFM2.5-8B-A1B:2028", "LFM2.5-8B-A1B:2034", "LFM2.5-8B-A1B:2039", "LFM2.5-8B-A1B:2045",
-        "LFM2.5-8B-A1B:2051", "LFM2.5-8B-A1B:2057", "LFM2.5-8B-A1B:2073", "LFM2.5-8B-A1B:2082",
-        "LFM2.5-8B-A1B:2090", "LFM2.5-8B-A1B:2098",
-    ], _LFM2_VALUES),
     "Cohere2MoE:2883": _NONE_OPENER + "; " + _START_TEXT,
 }
 
