@@ -53,10 +53,6 @@ _K3_ENVELOPE = ("Kimi-K3 wraps the answer in <|open|>response<|sep|> ... <|close
 _KIMI_NO_SECTION = "calls without the <|tool_calls_section_begin|> section opener are not read"
 _KIMI_IDS = ("Kimi writes ids functions.NAME:INDEX; llama.cpp returns them as the call ids, our derived dialect reads "
              "them as name and index and issues its own ids")
-_LFM2_GENERIC = ("the template renders no tool calls, so it keeps the generic format: LFM2's pythonic "
-                 "<|tool_call_start|>[f(a=1)]<|tool_call_end|> calls are not read (no LFM2 dialect)")
-_LFM2_THINK = ("the template never renders a thinking block we could learn, so <think>...</think> in the output "
-               "stays content")
 _MINIMAX_NESTED = "nested object and array values written as child tags are read as raw strings"
 _MINIMAX_EMPTY = "a call with no parameters is not read"
 _CMDR_CHATBOT = "Command R+'s answer after <|CHATBOT_TOKEN|> ... <|END_OF_TURN_TOKEN|>: we keep the markers"
@@ -100,19 +96,6 @@ KNOWN: dict[str, str] = {
     **dict.fromkeys([
         "Kimi-K2-Thinking:5119", "Kimi-K2-Thinking:5136",
     ], _KIMI_NO_SECTION),
-    **dict.fromkeys([
-        "LFM2-8B-A1B:2022", "LFM2-8B-A1B:2028", "LFM2-8B-A1B:2034", "LFM2-8B-A1B:2039", "LFM2-8B-A1B:2045",
-        "LFM2-8B-A1B:2051", "LFM2-8B-A1B:2057", "LFM2-8B-A1B:2073", "LFM2-8B-A1B:2082", "LFM2-8B-A1B:2090",
-        "LFM2-8B-A1B:2098", "LFM2-8B-A1B:2106", "LFM2-8B-A1B:2116", "LFM2-8B-A1B:2123",
-        "LFM2.5-Instruct:2022", "LFM2.5-Instruct:2028", "LFM2.5-Instruct:2034", "LFM2.5-Instruct:2039",
-        "LFM2.5-Instruct:2045", "LFM2.5-Instruct:2051", "LFM2.5-Instruct:2057", "LFM2.5-Instruct:2073",
-        "LFM2.5-Instruct:2082", "LFM2.5-Instruct:2090", "LFM2.5-Instruct:2098", "LFM2.5-Instruct:2106",
-        "LFM2.5-Instruct:2116", "LFM2.5-Instruct:2123",
-    ], _LFM2_GENERIC),
-    **dict.fromkeys([
-        "LFM2.5-8B-A1B:5258", "LFM2.5-8B-A1B:5265", "LFM2.5-8B-A1B:5275", "LFM2.5-8B-A1B:5286",
-        "LFM2.5-8B-A1B:5292",
-    ], _LFM2_THINK),
     **dict.fromkeys([
         "MiniMax-M3:5685", "MiniMax-M3:5706", "MiniMax-M3:5733", "MiniMax-M3:5771",
     ], _MINIMAX_NESTED),
