@@ -70,6 +70,11 @@ class DerivedFormat(ChatFormat):
         specials = [t.strip() for t in texts if t.strip()] + list(dialect.think or ())
         self.special_markers = tuple(dict.fromkeys(specials))  # type: ignore[misc]
         self._literals = _literal_syntax(dialect.args)
+        # An index written right after the name (`NAME:0`) makes, with the name, the id the template gives a call.
+        kinds = [p.kind for p in dialect.call]
+        self._index_id = ID not in kinds and any(
+            a.kind == NAME and b.kind == LIT and _ID.fullmatch(b.text) is not None and c.kind == INDEX
+            for a, b, c in zip(dialect.call, dialect.call[1:], dialect.call[2:]))
         first = dialect.call[0].text if dialect.call[0].kind == LIT else ""
         self._call_open = first.strip()
         self._after_args = self._lit_after_args()
@@ -249,7 +254,7 @@ class DerivedFormat(ChatFormat):
 
     def _call(self, text: str, i: int, config: ParserConfig, partial: bool) -> tuple[Block, int]:
         """One call at `i`: (DONE block and where it ends) or a PARTIAL/FAIL block."""
-        name, call_id = "", ""
+        name, call_id, start, name_at = "", "", i, i
         args: Block | None = None
         for part in self.dialect.call:
             if part.kind == LIT:
@@ -279,9 +284,13 @@ class DerivedFormat(ChatFormat):
                     return Block.fail("the call names two functions"), i
                 if not config.knows(value):
                     return Block.fail(f"unknown tool {value!r}"), i
-                name = value
+                name, name_at = value, m.start()
             elif part.kind == ID:
                 call_id = value
+            elif self._index_id and not call_id:  # Kimi-K2's id is the call's head: functions.NAME:INDEX
+                while name_at > start and _ID.match(text[name_at - 1]):
+                    name_at -= 1
+                call_id = text[name_at:i]
         if args is None:
             args = Block(BlockStatus.DONE, [Call(name, "{}", call_id)], i)
         return Block(BlockStatus.DONE, args.calls, i), i

@@ -51,8 +51,6 @@ _GEMMA_STRAY = "stray channel markers around the answer (<channel|>, an empty th
 _K3_ENVELOPE = ("Kimi-K3 wraps the answer in <|open|>response<|sep|> ... <|close|>response<|sep|>: llama.cpp unwraps "
                 "it, our derived dialect keeps the envelope in the content")
 _KIMI_NO_SECTION = "calls without the <|tool_calls_section_begin|> section opener are not read"
-_KIMI_IDS = ("Kimi writes ids functions.NAME:INDEX; llama.cpp returns them as the call ids, our derived dialect reads "
-             "them as name and index and issues its own ids")
 _MINIMAX_NESTED = "nested object and array values written as child tags are read as raw strings"
 _MINIMAX_EMPTY = "a call with no parameters is not read"
 _CMDR_CHATBOT = "Command R+'s answer after <|CHATBOT_TOKEN|> ... <|END_OF_TURN_TOKEN|>: we keep the markers"
@@ -130,11 +128,6 @@ KNOWN: dict[str, str] = {
     **dict.fromkeys([
         "openbmb-MiniCPM5-1B:6989",
     ], _CDATA),
-    **dict.fromkeys([
-        "Kimi-K2-Thinking:4990", "Kimi-K2-Thinking:4998", "Kimi-K2-Thinking:5008", "Kimi-K2-Thinking:5017",
-        "Kimi-K2-Thinking:5034", "Kimi-K2-Thinking:5053", "Kimi-K2-Thinking:5063", "Kimi-K2-Thinking:5071",
-        "Kimi-K2-Thinking:5081", "Kimi-K2-Thinking:5100", "moonshotai-Kimi-K2:5202", "Kimi-K2-Instruct:5213",
-    ], _KIMI_IDS),
     "Cohere2MoE:2883": _NONE_OPENER + "; " + _START_TEXT,
 }
 
