@@ -46,7 +46,6 @@ _NONE_OPENER = ("reasoning_format none: llama.cpp puts the thinking opener the g
 _HARMONY_NONE = "reasoning_format none: our harmony format always reads the analysis channel as reasoning"
 _ROLE_END = "the output holds the turn's end marker <|role_end|> (a stop token): llama.cpp drops it, we keep it"
 _NO_BREAKS = "a call written without the line breaks the template puts between its tags is not read"
-_START_TEXT = "Cohere2's answer is wrapped in <|START_TEXT|>...<|END_TEXT|>: llama.cpp unwraps it, we keep the markers"
 _GEMMA_STRAY = "stray channel markers around the answer (<channel|>, an empty thought block): llama.cpp drops them"
 _K3_ENVELOPE = ("Kimi-K3 wraps the answer in <|open|>response<|sep|> ... <|close|>response<|sep|>: llama.cpp unwraps "
                 "it, our derived dialect keeps the envelope in the content")
@@ -69,7 +68,7 @@ _CDATA = "a CDATA-wrapped value that holds the parameter's close tag is cut at t
 #: Cases where our answer differs from llama.cpp's, by case id (template:line), with the reason.
 KNOWN: dict[str, str] = {
     **dict.fromkeys([
-        "Qwen3.5-4B:2156", "NVIDIA-Nemotron-3-Nano-30B-A3B-BF16:2704",
+        "Qwen3.5-4B:2156", "NVIDIA-Nemotron-3-Nano-30B-A3B-BF16:2704", "Cohere2MoE:2883",
     ], _NONE_OPENER),
     **dict.fromkeys([
         "openai-gpt-oss-120b:6458",
@@ -80,9 +79,6 @@ KNOWN: dict[str, str] = {
     **dict.fromkeys([
         "inclusionai-ling-3.0-flash:4756",
     ], _NO_BREAKS),
-    **dict.fromkeys([
-        "Cohere2MoE:2877", "Cohere2MoE:2888", "Cohere2MoE:2894", "Cohere2MoE:2955",
-    ], _START_TEXT),
     **dict.fromkeys([
         "google-gemma-4-31B-it:3155", "google-gemma-4-31B-it:3161", "google-gemma-4-31B-it:3167",
         "google-gemma-4-31B-it:3173",
@@ -128,7 +124,6 @@ KNOWN: dict[str, str] = {
     **dict.fromkeys([
         "openbmb-MiniCPM5-1B:6989",
     ], _CDATA),
-    "Cohere2MoE:2883": _NONE_OPENER + "; " + _START_TEXT,
 }
 
 
