@@ -229,10 +229,11 @@ def test_counts() -> None:
     print(f"\ntest-chat.cpp: {READING.sites} chains, {len(READING.cases)} cases read (loops over templates "
           f"unrolled), {len(READING.skipped)} skipped; {len(in_scope)} replayed, "
           f"{len(in_scope) - sum(c.id in KNOWN for c in in_scope)} agree, {len(KNOWN)} known differences; {counts}")
-    assert READING.sites >= 435 and not READING.skipped
-    assert len(in_scope) >= 390
-    assert len([c for c in in_scope if c.id not in KNOWN]) >= len(in_scope) - len(KNOWN)
+    assert READING.sites >= 435 and not READING.skipped  # as when this was written: every chain read
     assert set(KNOWN) <= {c.id for c in in_scope}, "KNOWN names a case that is not replayed"
+    # Each replayed case outside KNOWN is a test that must pass (KNOWN ones are strict xfails): at least as
+    # many agree as when this was written (357 of 401).
+    assert len(in_scope) >= 401 and len(in_scope) - len(KNOWN) >= 357
     assert len({c.id for c in READING.cases}) == len(READING.cases)
 
 
