@@ -342,7 +342,7 @@ class DerivedFormat(ChatFormat):
         """The key at `i` and its closing text: (status, where the value starts, key, the value's type)."""
         closes = [kv.key_close] + ([kv.string_close] if kv.string_close else [])
         head = closes[0][: common_prefix(*closes)] if len(closes) == 2 else closes[0]
-        head = head.strip() or head
+        head = head.split()[0] if head.split() else head  # its first word: whitespace inside may differ
         k = text.find(head, i, i + _KEY_MAX) if head else -1
         if k < 0:
             return (None if len(text) - i < _KEY_MAX else False), i, "", None
