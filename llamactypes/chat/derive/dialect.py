@@ -78,6 +78,10 @@ class DerivedFormat(ChatFormat):
         first = dialect.call[0].text if dialect.call[0].kind == LIT else ""
         self._call_open = first.strip()
         self._after_args = self._lit_after_args()
+        self._bare_call = ""  # a call may come without its section's opener (Kimi-K2's <|tool_call_begin|> alone)
+        if dialect.section_open.strip() and self._call_open.startswith("<"):
+            self._bare_call = self._call_open.split()[0]
+            self.start_markers = (*self.start_markers, self._bare_call)  # type: ignore[misc]
 
     def __repr__(self) -> str:
         return f"DerivedFormat({self.id})"
@@ -208,7 +212,7 @@ class DerivedFormat(ChatFormat):
     def parse_block(self, text: str, pos: int, marker: str, config: ParserConfig, partial: bool) -> Block:
         d = self.dialect
         i = pos
-        if d.section_open.strip():
+        if d.section_open.strip() and not (marker == self._bare_call and text.startswith(marker, pos)):
             found, i = match_lit(text, i, d.section_open)
             if not found:
                 return Block.partial() if found is None else Block.fail("malformed tool-call section")
