@@ -78,6 +78,7 @@ class Dialect:
     parallel: bool
     think: tuple[str, str] | None
     pretty_json: bool  # the template writes arguments with newlines (keep the converter's whitespace)
+    turn_end: str = ""  # the marker that ends the assistant's turn (<|role_end|>): never content
 
     @property
     def opener(self) -> str:
@@ -343,6 +344,7 @@ def _derive(r: Renderings) -> Dialect:
         section_open=section_open.lstrip(), section_close=section_close.rstrip(), call=tuple(call),
         call_sep=sep, args=args, parallel=parallel, think=_think(r, first[0] if first else ""),
         pretty_json=json_mode and any("\n" in one[a:b] for a, b, kind in _slots(one, start, 0, None) if kind == ARGS),
+        turn_end=r.turn_end.strip() if re.fullmatch(r"<[^<>\s]+>", r.turn_end.strip()) else "",
     )
     if not dialect.opener or dialect.call[0].kind != LIT and not dialect.section_open.strip():
         raise _Fail("a call does not start with a marker")
