@@ -63,8 +63,8 @@ class DerivedFormat(ChatFormat):
         if dialect.section_close.strip() and not dialect.section_open.strip():
             # A close with no open (Gemma 4's <|tool_response>) may end the turn after trailing content.
             self.hidden_markers = (dialect.section_close.strip(),)  # type: ignore[misc]
-        if dialect.turn_end:  # a turn end in the text (not a stop token here) is no content
-            self.hidden_markers = (*self.hidden_markers, dialect.turn_end)  # type: ignore[misc]
+        if dialect.wrappers:  # the markers around a plain answer are no content
+            self.hidden_markers = (*self.hidden_markers, *dialect.wrappers)  # type: ignore[misc]
         texts = [dialect.section_open, dialect.section_close] + [p.text for p in dialect.call if p.kind == LIT]
         if dialect.args is not None:
             texts += [dialect.args.key_open, dialect.args.key_close, dialect.args.string_close]
