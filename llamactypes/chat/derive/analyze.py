@@ -302,10 +302,11 @@ def _wrappers(lead: str, turn_end: str, think: tuple[str, str] | None) -> tuple[
     """The markers a plain answer is wrapped in: what the turn writes before the answer and its end.
 
     Split into single markers (``<|close|>response<|sep|><|close|>message<|sep|>`` gives two), since a
-    model stops at the first one that is a stop token. The thinking tags themselves are not among them.
+    model stops at the first one that is a stop token; text with spaces (instructions a template appends)
+    and the thinking tags themselves are not among them.
     """
     pieces = re.split(r"(?<=>)(?=<)", lead.strip()) + re.split(r"(?<=>)(?=<)", turn_end.strip())
-    kept = [p.strip() for p in pieces if re.fullmatch(r"\S*<.*>", p.strip(), re.S) and p.strip() not in (think or ())]
+    kept = [p.strip() for p in pieces if re.fullmatch(r"\S*<\S*>", p.strip()) and p.strip() not in (think or ())]
     return tuple(dict.fromkeys(kept))
 
 

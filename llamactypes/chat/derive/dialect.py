@@ -364,12 +364,22 @@ class DerivedFormat(ChatFormat):
                 return True, j, key, kind
         return False, i, key, None
 
+    def _value_ends(self, text: str, end: int, kv: KeyValues, key: str) -> bool:
+        """Whether a value may end at `end`: the output ends, or the value's end, the next pair or the
+        call's closing text follows (`12abc` is no number followed by junk but a raw value)."""
+        rest = text[skip_ws(text, end):]
+        stops = (kv.end_for(key), kv.pair_sep + kv.key_open, self._after_args)
+        return not rest or any(s.strip() and (rest.startswith(s.strip()) or s.strip().startswith(rest))
+                               for s in stops)
+
     def _value(self, text: str, i: int, kv: KeyValues, key: str, kind: str | None) -> tuple[bool | None, int, Any, str]:
         """The value at `i`: (status, where it ends, the value, streamable prefix of its JSON item)."""
         if self._literals is not None:  # the template's own literals (Python, Gemma 4), nested ones included
             status, end, value = scan_literal(text, i, self._literals)
-            if status is not Scan.BAD:
-                return (True, end, value, "") if status is Scan.OK else (None, i, None, "")
+            if status is Scan.PARTIAL:
+                return None, i, None, ""
+            if status is Scan.OK and self._value_ends(text, end, kv, key):
+                return True, end, value, ""
         if kv.quote and startswith_partial(text, i, kv.quote) is None:
             return None, i, None, ""  # the opening quote is still being written
         if kv.quote and text.startswith(kv.quote, i):
