@@ -51,7 +51,8 @@ _KIMI_NO_SECTION = ("calls that leave out their <|tool_call_end|> before the nex
                     "are not read")
 _MINIMAX_NESTED = "nested object and array values written as child tags are read as raw strings"
 _MINIMAX_EMPTY = "a call with no parameters is not read"
-_CMDR_CHATBOT = "Command R+'s answer after <|CHATBOT_TOKEN|> ... <|END_OF_TURN_TOKEN|>: we keep the markers"
+_CMDR_CHATBOT = ("a <|CHATBOT_TOKEN|> at the start of the text stays in the content (our prompt already ends with "
+                 "it, so a model does not write it again)")
 _CMDR_LIST = "the call list's closing ]\n``` after Action: stays in the content"
 _APRIEL = ("llama.cpp counts the generation prompt's 'Here are my reasoning steps:' as reasoning; we leave out what "
            "the prompt wrote")
