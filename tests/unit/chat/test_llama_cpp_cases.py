@@ -46,7 +46,7 @@ _NONE_OPENER = ("reasoning_format none: llama.cpp puts the thinking opener the g
 _HARMONY_NONE = "reasoning_format none: our harmony format always reads the analysis channel as reasoning"
 _GEMMA_STRAY = "stray channel markers around the answer (<channel|>, an empty thought block): llama.cpp drops them"
 _K3_SEP = ("after Kimi-K3's tool section a <|sep|> is left in the content (the section's close, as derived, "
-                "stops before it)")
+           "stops before it)")
 _KIMI_NO_SECTION = ("calls that leave out their <|tool_call_end|> before the next call (and the section markers) "
                     "are not read")
 _MINIMAX_NESTED = "nested object and array values written as child tags are read as raw strings"
