@@ -27,7 +27,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from llamactypes.chat.derive import check_round_trip, derive_format_from, probe_template
+from llamactypes.chat.derive import DerivedFormat, check_round_trip, derive_format_from, probe_template
+from llamactypes.chat.derive.known import known_dialect
 from llamactypes.chat.formats import FORMATS, GENERIC, ChatFormat, detect_format, register_format
 from llamactypes.chat.formats._grammar import GrammarBuilder, literal
 from llamactypes.chat.formats.generic import envelope_schema
@@ -67,12 +68,17 @@ def _format_for(source: str | None, bos: str, eos: str, name: str | None) -> Cha
 
     All are checked the same way (`check_round_trip`: the template renders calls
     with marker values, the format must parse them back): first the dialect its
-    source text names, then the other hand-written ones, then the derived one;
-    a template the analyzer cannot read keeps the detected or generic format.
+    source text names, then the other hand-written ones, then the family dialect
+    its source names (`known_dialect`: LFM2), then the derived one; a template
+    the analyzer cannot read keeps the detected or generic format. A template
+    that renders no calls gets its family's dialect, or generic.
     """
     template, caps = _compiled(source, bos, eos, name)
-    if template.is_fallback or not caps.tool_calls:  # nothing to learn the syntax from: say so
+    if template.is_fallback:
         return GENERIC
+    known = known_dialect(template.source)
+    if not caps.tool_calls:  # nothing to learn the syntax from: the family's, if the source names one
+        return register_format(DerivedFormat(known)) if known else GENERIC
     hand = detect_format(template.source)
     renderings = probe_template(template)
     if hand is not GENERIC and check_round_trip(hand, renderings):
@@ -80,6 +86,8 @@ def _format_for(source: str | None, bos: str, eos: str, name: str | None) -> Cha
     for other in FORMATS:  # a family's dialect that reads this template's calls (llm-jp writes gpt-oss's)
         if other not in (hand, GENERIC) and check_round_trip(other, renderings):
             return other
+    if known and check_round_trip(DerivedFormat(known), renderings):  # it knows the family's thinking block
+        return register_format(DerivedFormat(known))
     derived = derive_format_from(renderings)
     return register_format(derived) if derived is not None else hand
 

@@ -78,6 +78,7 @@ class Dialect:
     parallel: bool
     think: tuple[str, str] | None
     pretty_json: bool  # the template writes arguments with newlines (keep the converter's whitespace)
+    wrappers: tuple[str, ...] = ()  # markers around a plain answer (<|open|>response<|sep|>, <|role_end|>): no content
 
     @property
     def opener(self) -> str:
@@ -297,6 +298,18 @@ def _think(r: Renderings, opener: str) -> tuple[str, str] | None:
     return (open_, close) if open_ and close and open_ != close else None
 
 
+def _wrappers(lead: str, turn_end: str, think: tuple[str, str] | None) -> tuple[str, ...]:
+    """The markers a plain answer is wrapped in: what the turn writes before the answer and its end.
+
+    Split into single markers (``<|close|>response<|sep|><|close|>message<|sep|>`` gives two), since a
+    model stops at the first one that is a stop token; text with spaces (instructions a template appends)
+    and the thinking tags themselves are not among them.
+    """
+    pieces = re.split(r"(?<=>)(?=<)", lead.strip()) + re.split(r"(?<=>)(?=<)", turn_end.strip())
+    kept = [p.strip() for p in pieces if re.fullmatch(r"\S*<\S*>", p.strip()) and p.strip() not in (think or ())]
+    return tuple(dict.fromkeys(kept))
+
+
 def derive_dialect(r: Renderings) -> Dialect | None:
     """The dialect the probe renderings show, or None (reason logged) when it cannot be read."""
     try:
@@ -339,10 +352,12 @@ def _derive(r: Renderings) -> Dialect:
             logger.debug("parallel calls not derived: %s", exc)
     call = ([Part(LIT, call_open)] if call_open else []) + parts + ([Part(LIT, call_close)] if call_close else [])
     first = (section_open + call_open).split()
+    think = _think(r, first[0] if first else "")
     dialect = Dialect(
         section_open=section_open.lstrip(), section_close=section_close.rstrip(), call=tuple(call),
-        call_sep=sep, args=args, parallel=parallel, think=_think(r, first[0] if first else ""),
+        call_sep=sep, args=args, parallel=parallel, think=think,
         pretty_json=json_mode and any("\n" in one[a:b] for a, b, kind in _slots(one, start, 0, None) if kind == ARGS),
+        wrappers=_wrappers(lead, r.turn_end, think),
     )
     if not dialect.opener or dialect.call[0].kind != LIT and not dialect.section_open.strip():
         raise _Fail("a call does not start with a marker")

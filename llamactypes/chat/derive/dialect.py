@@ -20,6 +20,7 @@ from llamactypes.chat.derive.probe import common_prefix
 from llamactypes.chat.derive.analyze import ARGS, ECHO, ID, INDEX, LIT, NAME, Dialect, KeyValues
 from llamactypes.chat.formats._grammar import GrammarBuilder, literal
 from llamactypes.chat.formats._json import Scan, json_item, param_value, scan_value, skip_ws
+from llamactypes.chat.formats._literal import LiteralSyntax, scan_literal
 from llamactypes.chat.formats.base import (
     Block, BlockStatus, Call, ChatFormat, held_suffix, object_arguments, startswith_partial,
 )
@@ -62,15 +63,27 @@ class DerivedFormat(ChatFormat):
         if dialect.section_close.strip() and not dialect.section_open.strip():
             # A close with no open (Gemma 4's <|tool_response>) may end the turn after trailing content.
             self.hidden_markers = (dialect.section_close.strip(),)  # type: ignore[misc]
+        if dialect.wrappers:  # the markers around a plain answer are no content
+            self.hidden_markers = (*self.hidden_markers, *dialect.wrappers)  # type: ignore[misc]
         texts = [dialect.section_open, dialect.section_close] + [p.text for p in dialect.call if p.kind == LIT]
         if dialect.args is not None:
             texts += [dialect.args.key_open, dialect.args.key_close, dialect.args.string_close]
             texts += dialect.args.value_end.split(ECHO)
         specials = [t.strip() for t in texts if t.strip()] + list(dialect.think or ())
         self.special_markers = tuple(dict.fromkeys(specials))  # type: ignore[misc]
+        self._literals = _literal_syntax(dialect.args)
+        # An index written right after the name (`NAME:0`) makes, with the name, the id the template gives a call.
+        kinds = [p.kind for p in dialect.call]
+        self._index_id = ID not in kinds and any(
+            a.kind == NAME and b.kind == LIT and _ID.fullmatch(b.text) is not None and c.kind == INDEX
+            for a, b, c in zip(dialect.call, dialect.call[1:], dialect.call[2:]))
         first = dialect.call[0].text if dialect.call[0].kind == LIT else ""
         self._call_open = first.strip()
         self._after_args = self._lit_after_args()
+        self._bare_call = ""  # a call may come without its section's opener (Kimi-K2's <|tool_call_begin|> alone)
+        if dialect.section_open.strip() and self._call_open.startswith("<"):
+            self._bare_call = self._call_open.split()[0]
+            self.start_markers = (*self.start_markers, self._bare_call)  # type: ignore[misc]
 
     def __repr__(self) -> str:
         return f"DerivedFormat({self.id})"
@@ -201,7 +214,7 @@ class DerivedFormat(ChatFormat):
     def parse_block(self, text: str, pos: int, marker: str, config: ParserConfig, partial: bool) -> Block:
         d = self.dialect
         i = pos
-        if d.section_open.strip():
+        if d.section_open.strip() and not (marker == self._bare_call and text.startswith(marker, pos)):
             found, i = match_lit(text, i, d.section_open)
             if not found:
                 return Block.partial() if found is None else Block.fail("malformed tool-call section")
@@ -220,9 +233,9 @@ class DerivedFormat(ChatFormat):
             i = j
         if d.section_close.strip():
             found, j = match_lit(text, i, d.section_close)
-            if found is None:
+            if found is None and partial:
                 return Block.partial(calls)
-            if found:
+            if found:  # a whole output may end before the close (a stop token such as <|tool_response>)
                 i = j
         return Block(BlockStatus.DONE, calls, skip_ws(text, i))
 
@@ -247,7 +260,7 @@ class DerivedFormat(ChatFormat):
 
     def _call(self, text: str, i: int, config: ParserConfig, partial: bool) -> tuple[Block, int]:
         """One call at `i`: (DONE block and where it ends) or a PARTIAL/FAIL block."""
-        name, call_id = "", ""
+        name, call_id, start, name_at = "", "", i, i
         args: Block | None = None
         for part in self.dialect.call:
             if part.kind == LIT:
@@ -277,9 +290,13 @@ class DerivedFormat(ChatFormat):
                     return Block.fail("the call names two functions"), i
                 if not config.knows(value):
                     return Block.fail(f"unknown tool {value!r}"), i
-                name = value
+                name, name_at = value, m.start()
             elif part.kind == ID:
                 call_id = value
+            elif self._index_id and not call_id:  # Kimi-K2's id is the call's head: functions.NAME:INDEX
+                while name_at > start and _ID.match(text[name_at - 1]):
+                    name_at -= 1
+                call_id = text[name_at:i]
         if args is None:
             args = Block(BlockStatus.DONE, [Call(name, "{}", call_id)], i)
         return Block(BlockStatus.DONE, args.calls, i), i
@@ -331,7 +348,7 @@ class DerivedFormat(ChatFormat):
         """The key at `i` and its closing text: (status, where the value starts, key, the value's type)."""
         closes = [kv.key_close] + ([kv.string_close] if kv.string_close else [])
         head = closes[0][: common_prefix(*closes)] if len(closes) == 2 else closes[0]
-        head = head.strip() or head
+        head = head.split()[0] if head.split() else head  # its first word: whitespace inside may differ
         k = text.find(head, i, i + _KEY_MAX) if head else -1
         if k < 0:
             return (None if len(text) - i < _KEY_MAX else False), i, "", None
@@ -347,8 +364,22 @@ class DerivedFormat(ChatFormat):
                 return True, j, key, kind
         return False, i, key, None
 
+    def _value_ends(self, text: str, end: int, kv: KeyValues, key: str) -> bool:
+        """Whether a value may end at `end`: the output ends, or the value's end, the next pair or the
+        call's closing text follows (`12abc` is no number followed by junk but a raw value)."""
+        rest = text[skip_ws(text, end):]
+        stops = (kv.end_for(key), kv.pair_sep + kv.key_open, self._after_args)
+        return not rest or any(s.strip() and (rest.startswith(s.strip()) or s.strip().startswith(rest))
+                               for s in stops)
+
     def _value(self, text: str, i: int, kv: KeyValues, key: str, kind: str | None) -> tuple[bool | None, int, Any, str]:
         """The value at `i`: (status, where it ends, the value, streamable prefix of its JSON item)."""
+        if self._literals is not None:  # the template's own literals (Python, Gemma 4), nested ones included
+            status, end, value = scan_literal(text, i, self._literals)
+            if status is Scan.PARTIAL:
+                return None, i, None, ""
+            if status is Scan.OK and self._value_ends(text, end, kv, key):
+                return True, end, value, ""
         if kv.quote and startswith_partial(text, i, kv.quote) is None:
             return None, i, None, ""  # the opening quote is still being written
         if kv.quote and text.startswith(kv.quote, i):
@@ -374,3 +405,16 @@ class DerivedFormat(ChatFormat):
             body = body[: len(body) - held_suffix(body, stops + [s.strip() for s in stops])]
             pending = json_item(key, body)[:-1]
         return None, i, None, pending
+
+
+def _literal_syntax(kv: KeyValues | None) -> LiteralSyntax | None:
+    """How values are written where a template quotes strings its own way, not as JSON.
+
+    Single quotes are Python's call syntax (LFM2): both quotes, with escapes.
+    Another quote marker (Gemma 4's ``<|"|>``) holds raw text; JSON strings are read too.
+    """
+    if kv is None or kv.quote in ("", '"'):
+        return None
+    if kv.quote == "'":
+        return LiteralSyntax({"'": True, '"': True})
+    return LiteralSyntax({kv.quote: False, '"': True})

@@ -339,7 +339,8 @@ class ChatFormat:
         """Cut the thinking block off the front. Returns (reasoning, where content starts).
 
         The position is None when the text is still inside (or may still open)
-        the thinking block. An unclosed block is all reasoning.
+        the thinking block. An unclosed block is all reasoning, up to a tool call
+        written in it (`_unclosed`).
         """
         if self.think_tags is None or not config.reasoning:
             return "", 0
@@ -359,11 +360,29 @@ class ChatFormat:
             inner = i + len(open_tag)
         end = text.find(close_tag, inner)
         if end < 0:
-            body = text[inner:]
-            if partial:
-                body = body[: len(body) - held_suffix(body, (close_tag,))]
-            return body.strip(), None
+            return self._unclosed(text, inner, config, partial)
         return text[inner:end].strip(), skip_ws(text, end + len(close_tag))
+
+    def _unclosed(self, text: str, inner: int, config: ParserConfig, partial: bool) -> tuple[str, int | None]:
+        """A thinking block with no close tag: all reasoning, unless a whole tool call is written in it.
+
+        Models call tools without closing the block the prompt opened (Qwen3.5,
+        Kimi-K2, DeepSeek-V4, Ling): the reasoning ends at the call. A call
+        inside a block that closes later stays reasoning, so while streaming the
+        text from a call marker on is held back until the block closes or the
+        output ends (reasoning only ever grows).
+        """
+        idx, marker = self.find_block(text, inner, True)
+        if idx >= 0:
+            if partial:
+                return text[inner:idx].strip(), None
+            if self.parse_block(text, idx, marker, config, False).status is BlockStatus.DONE:
+                return text[inner:idx].strip(), idx
+        body = text[inner:]
+        if partial:
+            assert self.think_tags is not None
+            body = body[: len(body) - held_suffix(body, (self.think_tags[1], *self.start_markers))]
+        return body.strip(), None
 
     def scan_content(
         self, text: str, pos: int, config: ParserConfig, partial: bool, result: ParseResult

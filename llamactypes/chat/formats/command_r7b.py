@@ -23,6 +23,7 @@ __all__ = ["CommandR7BFormat"]
 
 START_ACTION, END_ACTION = "<|START_ACTION|>", "<|END_ACTION|>"
 START_RESPONSE, END_RESPONSE = "<|START_RESPONSE|>", "<|END_RESPONSE|>"
+START_TEXT, END_TEXT = "<|START_TEXT|>", "<|END_TEXT|>"  # Cohere2 MoE wraps its answers in these
 _KEYS = {"name_key": "tool_name", "args_keys": ("parameters",), "id_key": "tool_call_id"}
 
 
@@ -33,8 +34,8 @@ class CommandR7BFormat(ChatFormat):
     id = "command-r7b"
     think_tags = ("<|START_THINKING|>", "<|END_THINKING|>")
     start_markers = (START_ACTION,)
-    hidden_markers = (START_RESPONSE, END_RESPONSE)
-    special_markers = (START_ACTION, END_ACTION, START_RESPONSE, END_RESPONSE, *think_tags)
+    hidden_markers = (START_RESPONSE, END_RESPONSE, START_TEXT, END_TEXT)
+    special_markers = (START_ACTION, END_ACTION, START_RESPONSE, END_RESPONSE, START_TEXT, END_TEXT, *think_tags)
 
     def detect(self, source: str) -> bool:
         # Cohere2 MoE (<|START_TEXT|> content) writes actions differently: generic.

@@ -8,7 +8,7 @@ import pytest
 
 from llamactypes.chat import ParserConfig, chat_parse
 from tests.unit.chat.cases import KNOWN_TOOLS, MALFORMED_CASES, PARSE_CASES, Case
-from tests.unit.chat.checks import arguments_are_json, assert_prefix_stable
+from tests.unit.chat.checks import arguments_are_json, assert_prefix_stable, assert_same_message, stream
 
 
 def config(case: Case) -> ParserConfig:
@@ -95,3 +95,28 @@ def test_empty_tool_list_makes_every_call_content() -> None:
 def test_unknown_format_is_a_key_error() -> None:
     with pytest.raises(KeyError, match="hermes"):
         chat_parse("x", "no-such-format")
+
+
+CALL = '<tool_call>\n{"name": "get_time", "arguments": {"tz": "UTC"}}\n</tool_call>'
+
+
+def test_a_call_ends_a_thinking_block_left_open() -> None:
+    """The model calls without closing the block the prompt opened: the reasoning ends at the call."""
+    forced = ParserConfig(tools=("get_time",), thinking_forced_open=True)
+    message = chat_parse("plan it\n" + CALL, "hermes", forced)
+    assert (message.reasoning, message.content) == ("plan it", "")
+    assert [(c.name, c.arguments) for c in message.tool_calls] == [("get_time", '{"tz": "UTC"}')]
+    opened = chat_parse("<think>plan it\n" + CALL, "hermes", ParserConfig(tools=("get_time",)))
+    assert opened.reasoning == "plan it" and len(opened.tool_calls) == 1
+
+
+def test_a_call_inside_a_closed_thinking_block_stays_reasoning() -> None:
+    """While streaming, the text from the marker on is held back until the block closes (reasoning only grows)."""
+    raw = "<think>maybe " + CALL + " or not</think>Answer."
+    config = ParserConfig(tools=("get_time",))
+    message = chat_parse(raw, "hermes", config)
+    assert (message.reasoning, message.content, message.tool_calls) == ("maybe " + CALL + " or not", "Answer.", [])
+    assert chat_parse(raw[:30], "hermes", config, partial=True).reasoning == "maybe"
+    assert_prefix_stable(raw, "hermes", config)
+    for chunk in (1, 4):
+        assert_same_message(stream(raw, "hermes", config, chunk), message)
