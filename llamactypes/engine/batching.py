@@ -24,15 +24,17 @@ import numpy as np
 from ..errors import DecodeError
 from .job import Job
 from .scheduler import Scheduler
-from .slots import ChunkSizer, Entry, Slot, choose_slot, plan_step
+from .slots import ChunkSizer, Entry, Slot, cells, choose_donor, choose_slot, plan_step
 from .types import Started
 
-__all__ = ["Backend", "BatchWorker", "SlotRequest", "PromptCacheLike", "MIN_SAVE_TOKENS"]
+__all__ = ["Backend", "BatchWorker", "SlotRequest", "PromptCacheLike", "MIN_SAVE_TOKENS", "MIN_SHARE_TOKENS"]
 
 log = logging.getLogger("llamactypes.engine")
 
 #: a slot's state goes to the prompt cache only when it holds at least this many tokens
 MIN_SAVE_TOKENS = 64
+#: a new request borrows another slot's cells for a shared prefix when that saves at least this many tokens
+MIN_SHARE_TOKENS = 16
 
 
 class Backend(Protocol):
@@ -62,6 +64,8 @@ class Backend(Protocol):
     def save(self, seq: int) -> bytes: ...
 
     def restore(self, seq: int, tokens: Sequence[int], data: bytes) -> bool: ...
+
+    def share(self, dst: int, src: int, n: int) -> int: ...
 
 
 class PromptCacheLike(Protocol):
@@ -197,21 +201,21 @@ class BatchWorker:
             self.scheduler.done(job)
 
     def _used(self) -> int:
-        return sum(len(s.cached) for s in self.slots)
+        """KV cells in use (a prefix slots share counts once)."""
+        return cells(self.slots)
 
     def _room_for(self, slot: Slot, n_reuse: int, n_prompt: int) -> bool:
         """Whether the prompt fits once idle slots give their memory back (it is then freed)."""
         assert self.backend is not None
         need = n_prompt - n_reuse + 1
-        free = self.backend.n_ctx - self._used() + (len(slot.cached) - n_reuse)
+        n_ctx, keep = self.backend.n_ctx, {slot: n_reuse}
         idle = sorted((s for s in self.slots if s.work is None and s is not slot and s.cached),
                       key=lambda s: s.last_used)
-        if free + sum(len(s.cached) for s in idle) < need:
+        if n_ctx - cells(self.slots, idle, keep) < need:
             return False
-        for other in idle:
-            if free >= need:
+        for k, other in enumerate(idle):
+            if n_ctx - cells(self.slots, idle[:k], keep) >= need:
                 break
-            free += len(other.cached)
             self._evict(other)
         return True
 
@@ -220,7 +224,7 @@ class BatchWorker:
         assert self.backend is not None
         self._save(slot)
         self.backend.clear(slot.id)
-        slot.cached = []
+        slot.reset()
 
     def _save(self, slot: Slot, keep: int = 0) -> None:
         """Put the slot's state into the prompt cache before its memory is overwritten or freed.
@@ -236,7 +240,7 @@ class BatchWorker:
             return
         end = max(slot.n_prompt - 1, keep)  # a proper prefix even of the same prompt sent again
         if 0 < end < len(slot.cached):
-            del slot.cached[backend.truncate(slot.id, end):]
+            slot.keep(backend.truncate(slot.id, end))
             if len(slot.cached) < MIN_SAVE_TOKENS:
                 return
         if slot.cached in cache:  # type: ignore[operator]  # saved before and not changed since
@@ -253,7 +257,8 @@ class BatchWorker:
             self._save(slot, keep=n_reuse)
         # truthful: fewer where the memory cannot be cut there (a checkpoint, or nothing)
         n_reuse = backend.prepare(slot.id, prompt)
-        slot.cached = list(prompt[:n_reuse])
+        slot.keep(n_reuse)
+        n_reuse = self._borrow(slot, prompt, n_reuse)
         n_reuse = self._from_cache(slot, prompt, n_reuse)
         slot.work = work
         slot.pending = list(prompt[n_reuse:])
@@ -263,6 +268,21 @@ class BatchWorker:
         slot.last_used = time.time()
         work.step.budget = min(work.step.budget, backend.n_ctx - len(prompt))
         work.job.emit(Started(len(prompt)))
+
+    def _borrow(self, slot: Slot, prompt: Sequence[int], n_reuse: int) -> int:
+        """Share another slot's cells for a longer prefix of `prompt` (a system prompt that subagents
+        or parallel clients have in common is then read once); where the memory cannot share
+        cells (recurrent, hybrid, a small sliding window) the backend says 0 and nothing changes."""
+        backend = self.backend
+        assert backend is not None
+        donor = choose_donor(self.slots, slot, prompt, n_reuse + MIN_SHARE_TOKENS - 1)
+        if donor is None:
+            return n_reuse
+        n = backend.share(slot.id, donor[0].id, donor[1])
+        if n <= 0:  # refused: the sequence is as it was (`share` only clears it when it can share)
+            return n_reuse
+        slot.borrow(donor[0], n)
+        return n
 
     def _from_cache(self, slot: Slot, prompt: Sequence[int], n_reuse: int) -> int:
         """Restore the prompt cache's longest prefix of `prompt` into `slot` when it beats the live one."""
@@ -275,10 +295,11 @@ class BatchWorker:
         n, state = hit
         if not backend.restore(slot.id, prompt[:n], state):
             log.warning("llama.cpp refused a prompt-cache state of %d tokens; reading the prompt again", n)
-            slot.cached = []
+            slot.reset()
             return 0
+        slot.reset(prompt[:n])
         keep = backend.prepare(slot.id, prompt) if n >= len(prompt) else n  # the last token is decoded
-        slot.cached = list(prompt[:keep])
+        slot.keep(keep)
         return keep
 
     # ------------------------------------------------------------ one step
@@ -311,7 +332,7 @@ class BatchWorker:
         row = 0
         for entry in entries:
             slot = entry.slot
-            slot.cached.extend(entry.tokens)
+            slot.extend(entry.tokens)
             del slot.pending[:len(entry.tokens)]
             row += len(entry.tokens)
             if entry.logits:
@@ -354,11 +375,11 @@ class BatchWorker:
             slot = entry.slot
             kept = self.backend.seq_pos_max(slot.id) + 1
             done = max(0, min(kept - entry.pos, len(entry.tokens)))
-            slot.cached.extend(entry.tokens[:done])
+            slot.extend(entry.tokens[:done])
             del slot.pending[:done]
             if len(slot.cached) > kept:  # should not happen; never trust a record the memory disagrees with
                 self.backend.clear(slot.id)
-                slot.cached = []
+                slot.reset()
         if exc.code == 2 or self._closing.is_set():
             return  # aborted for cancelled slots or shutdown: the next step releases them
         for entry in entries:

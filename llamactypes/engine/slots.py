@@ -19,15 +19,18 @@ that no generating stream waits longer than one step.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
 __all__ = ["Slot", "Entry", "ChunkSizer", "IDLE", "PROMPT", "GENERATING", "common_prefix", "choose_slot",
-           "plan_step"]
+           "plan_step", "cells", "choose_donor"]
 
 IDLE, PROMPT, GENERATING = "idle", "prompt", "generating"
+
+_runs = itertools.count(1)  # ids of runs of KV cells (see `Slot.segs`)
 
 
 @dataclass(eq=False)
@@ -42,12 +45,49 @@ class Slot:
     n_prompt: int = 0  # the length of the last prompt it read (where a saved state should end)
     last_used: float = 0.0
     admitted: int = 0  # admission order: older prompts are read first
+    #: where the cells of `cached` live: [run id, start, end) spans. A run is cells one slot decoded; a
+    #: prefix borrowed from another slot (`borrow`) keeps the donor's run ids, so the cells that
+    #: sequences share are counted once (`cells`).
+    segs: list[list[int]] = field(default_factory=list)
+    run: int = field(default_factory=lambda: next(_runs))
 
     @property
     def state(self) -> str:
         if self.work is None:
             return IDLE
         return GENERATING if getattr(self.work, "generating", False) else PROMPT
+
+    def extend(self, tokens: Sequence[int]) -> None:
+        """Tokens decoded into this slot's own new cells."""
+        if not tokens:
+            return
+        start = len(self.cached)
+        self.cached.extend(tokens)
+        last = self.segs[-1] if self.segs else None
+        if last is not None and last[0] == self.run and last[2] == start:
+            last[2] = len(self.cached)
+        else:
+            self.segs.append([self.run, start, len(self.cached)])
+
+    def keep(self, n: int) -> None:
+        """The memory now holds only the first `n` tokens (cells past them are freed)."""
+        if n >= len(self.cached):
+            return
+        del self.cached[n:]
+        self.segs = [[r, a, min(b, n)] for r, a, b in self.segs if a < n]
+        self.run = next(_runs)  # cells decoded from here on are new ones, even where a borrower keeps old ones
+
+    def reset(self, tokens: Sequence[int] = ()) -> None:
+        """The memory was replaced: it holds `tokens` in cells of its own (a restored state), or nothing."""
+        self.cached = list(tokens)
+        self.run = next(_runs)
+        self.segs = [[self.run, 0, len(self.cached)]] if self.cached else []
+
+    def borrow(self, donor: Slot, n: int) -> None:
+        """The memory now holds the donor's first `n` tokens in the donor's own cells (shared)."""
+        self.cached = list(donor.cached[:n])
+        self.segs = [[r, a, min(b, n)] for r, a, b in donor.segs if a < n]
+        self.run = next(_runs)
 
     def describe(self) -> dict[str, Any]:
         """The `/slots` view of this slot."""
@@ -98,6 +138,44 @@ def choose_slot(slots: Iterable[Slot], prompt: Sequence[int]) -> tuple[Slot, int
         if best is None or key > best[0]:
             best = (key, slot, n)
     return None if best is None else (best[1], best[2])
+
+
+def choose_donor(slots: Iterable[Slot], slot: Slot, prompt: Sequence[int], n_have: int) -> tuple[Slot, int] | None:
+    """Another slot (idle or busy) whose memory holds a longer prefix of `prompt` than `slot` has
+    (`n_have`), and that prefix's length (at most len(prompt) - 1), or None."""
+    best: tuple[Slot, int] | None = None
+    limit = max(len(prompt) - 1, 0)
+    for other in slots:
+        if other is slot:
+            continue
+        n = min(common_prefix(other.cached, prompt), limit)
+        if n > (best[1] if best else n_have):
+            best = (other, n)
+    return best
+
+
+def cells(slots: Iterable[Slot], without: Iterable[Slot] = (), keep: dict[Slot, int] | None = None) -> int:
+    """KV cells the slots' memories occupy, shared prefixes counted once; `without`: as if those
+    slots were cleared, `keep`: as if those slots were cut to so many tokens."""
+    gone = set(without)
+    keep = keep or {}
+    spans: dict[int, list[tuple[int, int]]] = {}
+    for slot in slots:
+        if slot in gone:
+            continue
+        n = keep.get(slot, len(slot.cached))
+        for run, a, b in slot.segs:
+            if a < n:
+                spans.setdefault(run, []).append((a, min(b, n)))
+    total = 0
+    for ranges in spans.values():
+        ranges.sort()
+        end = 0
+        for a, b in ranges:
+            if b > end:
+                total += b - max(a, end)
+                end = b
+    return total
 
 
 def plan_step(active: Sequence[Slot], n_batch: int, prefill_budget: int) -> list[Entry]:

@@ -159,6 +159,11 @@ class BatchDecoder:
         """Forget everything `seq` holds (always possible)."""
         self.memories[seq].clear()
 
+    def share(self, dst: int, src: int, n: int) -> int:
+        """Make `dst` hold the first `n` tokens of `src` in `src`'s cells (shared, not copied); returns
+        how many it holds, 0 (and `dst` unchanged) where the memory cannot share (`SeqMemory.share_from`)."""
+        return self.memories[dst].share_from(self.memories[src], n)
+
     def seq_pos_max(self, seq: int) -> int:
         """The last position `seq` holds, -1 when empty."""
         return int(capi.llama_memory_seq_pos_max(self._memory, seq))

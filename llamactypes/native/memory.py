@@ -143,6 +143,24 @@ class SeqMemory:
         self.n_cleared += 1
         return 0
 
+    def share_from(self, other: SeqMemory, n: int) -> int:
+        """Hold `other`'s first `n` tokens in `other`'s own cells (no copy: the cells then belong to
+        both sequences, as in a unified KV cache); returns how many it holds. 0, and nothing
+        changed, where a memory cannot share a prefix (recurrent, hybrid, a small sliding window)."""
+        n = min(n, len(other.tokens))
+        if n <= 0 or self.needs_checkpoints or other.ctx is not self.ctx:
+            return 0
+        memory = self.ctx.memory_handle
+        capi.llama_memory_seq_rm(memory, self.seq_id, -1, -1)
+        capi.llama_memory_seq_cp(memory, other.seq_id, self.seq_id, 0, n)
+        self.tokens = list(other.tokens[:n])
+        self.checkpoints = []
+        if self._pos_max() != n - 1:  # never trust a record the memory disagrees with
+            log.warning("sharing %d tokens of sequence %d with %d left position %d; reading the prompt again",
+                        n, other.seq_id, self.seq_id, self._pos_max())
+            self.clear()
+        return len(self.tokens)
+
     def clear(self) -> None:
         """Forget the sequence entirely (its checkpoints too)."""
         capi.llama_memory_seq_rm(self.ctx.memory_handle, self.seq_id, -1, -1)

@@ -237,3 +237,26 @@ def test_batched_logits_are_close_to_alone(model: Model) -> None:
     scale = float(np.abs(alone).max())
     assert float(np.abs(alone - batched).max()) <= 1e-3 * scale
     assert int(np.argmax(alone)) == int(np.argmax(batched))
+
+
+def test_requests_with_one_system_prompt_share_its_cells(model: Model) -> None:
+    """Subagents or parallel clients with one long system prompt: the later ones borrow the first
+    one's KV cells for it (llama_memory_seq_cp in the unified cache) instead of reading it again,
+    and answer what they answer alone."""
+    system = "You are a careful reviewer. " + "Read the notes about the river and the stone. " * 10
+    prompts = [model.tokenize(system + f"Now {m} and {m} again.") for m in MARKERS[:3]]
+    bias = {289: -1e9, 291: -1e9}
+    direct = [model.generate(p, max_tokens=12, temperature=0, logit_bias=bias) for p in prompts]
+    with Engine(model, parallel=4) as engine:
+        first = engine.complete(CompletionRequest(prompts[0], max_tokens=40, sampling=Sampling(
+            temperature=0, logit_bias=bias)))
+        first_events = first.events()
+        next(e for e in first_events if not isinstance(e, Started))  # its first piece: it holds the prefix
+        rest = [engine.complete(CompletionRequest(p, max_tokens=12, sampling=Sampling(temperature=0, logit_bias=bias)))
+                for p in prompts[1:]]
+        events = [list(job.events()) for job in rest]
+        list(first_events)
+    shared = len(model.tokenize(system)) - 2  # the prompts may part a token before the system text ends
+    for i, got in enumerate(events, start=1):
+        assert got[-1].usage.cached_tokens >= shared  # type: ignore[union-attr]
+        assert_own_answer(fold_events(got).content, dict(enumerate(direct)), i)

@@ -32,6 +32,9 @@ class FakeBackend:
         self.n_ctx = n_ctx
         self.n_batch = n_batch
         self.memory: dict[int, list[int]] = {i: [] for i in range(n_seq)}
+        #: the cell each of a sequence's tokens lives in (a shared prefix: the same cells in two sequences)
+        self.cells: dict[int, list[int]] = {i: [] for i in range(n_seq)}
+        self._next_cell = 0
         self.now = 0.0
         self.single_cost = single_cost
         self.token_cost = token_cost
@@ -46,7 +49,12 @@ class FakeBackend:
 
     @property
     def used(self) -> int:
-        return sum(len(v) for v in self.memory.values())
+        """Cells in use, each once however many sequences hold it (llama.cpp's unified KV cache)."""
+        return len({c for held in self.cells.values() for c in held})
+
+    def _cut(self, seq: int, n: int) -> None:
+        del self.memory[seq][n:]
+        del self.cells[seq][n:]
 
     def clock(self) -> float:
         return self.now
@@ -65,6 +73,8 @@ class FakeBackend:
                 raise Aborted("aborted", code=2)
             assert p == len(self.memory[s]), f"seq {s}: position {p} after {len(self.memory[s])} tokens"
             self.memory[s].append(int(t))
+            self.cells[s].append(self._next_cell)
+            self._next_cell += 1
             cost += self.single_cost if want else self.token_cost + self.depth_cost * p
             self._rows.append(int(t))
         self.durations.append(cost)
@@ -82,26 +92,30 @@ class FakeBackend:
             n += 1
         if n < len(held):
             if self.can_cut:
-                del held[n:]
+                self._cut(seq, n)
             else:  # like a recurrent state without checkpoints: read it all again
-                held.clear()
+                self._cut(seq, 0)
                 n = 0
         return n
 
     def truncate(self, seq: int, n_keep: int) -> int:
         held = self.memory[seq]
         if n_keep < len(held):
-            if self.can_cut:
-                del held[n_keep:]
-            else:
-                held.clear()
+            self._cut(seq, n_keep if self.can_cut else 0)
         return len(held)
 
     def checkpoint(self, seq: int) -> None:
         self.checkpoints += 1
 
     def clear(self, seq: int) -> None:
-        self.memory[seq] = []
+        self._cut(seq, 0)
+
+    def share(self, dst: int, src: int, n: int) -> int:
+        if not self.can_cut:
+            return 0
+        self.memory[dst] = self.memory[src][:n]
+        self.cells[dst] = self.cells[src][:n]
+        return len(self.memory[dst])
 
     def seq_pos_max(self, seq: int) -> int:
         return len(self.memory[seq]) - 1
@@ -114,6 +128,8 @@ class FakeBackend:
     def restore(self, seq: int, tokens: Sequence[int], data: bytes) -> bool:
         assert list(data) == list(tokens)
         self.memory[seq] = list(data)
+        self.cells[seq] = list(range(self._next_cell, self._next_cell + len(data)))
+        self._next_cell += len(data)
         return True
 
 

@@ -261,3 +261,56 @@ def test_shutdown_cancels_every_slot_and_saves_live_ones() -> None:
     worker.run()  # returns at once: closing
     assert running[1].step.finish_reason == "cancelled" and running[0].finished.is_set()
     assert any(len(k) >= MIN_SAVE_TOKENS for k in cache.entries)
+
+
+# ------------------------------------------------------------ shared prefixes
+
+def test_a_prefix_another_slot_holds_is_borrowed_not_read_again() -> None:
+    """Parallel clients or subagents with one system prompt: the second reads only its own part,
+    in the first one's cells (shared, counted once), and both answers are what they are alone."""
+    worker, backend, scheduler = make(n_slots=4)
+    system = "S" * 100
+    first = slot_job(scheduler, system + "a" * 150, 30)
+    worker.admit()
+    for _ in range(3):  # the first one is generating when the second arrives
+        worker.step()
+    second = slot_job(scheduler, system + "b" * 20, 5)
+    run_until_idle(worker)
+    assert worker.slots[0].cached[:100] == worker.slots[1].cached[:100]
+    assert second[1].n_cached == 100
+    assert first[1].text == alone("a", 30) and second[1].text == alone("b", 5)
+    assert backend.cells[1][:100] == backend.cells[0][:100]  # the very same cells
+    assert backend.used == 250 + 30 + 20 + 5 - 1 - 1  # the shared 100 once (the last sampled tokens: never decoded)
+
+
+def test_cell_accounting_stays_exact_through_sharing_cutting_and_eviction() -> None:
+    """The worker's count of KV cells (what decides admission and eviction) equals what the memory
+    holds after every step, however prefixes are shared, cut, restored and evicted."""
+    worker, backend, scheduler = make(n_slots=3, n_ctx=700, cache=DictCache())
+    prompts = ["S" * 100 + "a" * 40, "S" * 100 + "b" * 120, "T" * 90, "S" * 100 + "a" * 40 + "c" * 30,
+               "S" * 60 + "d" * 200, "T" * 90 + "e" * 10, "S" * 100 + "b" * 120 + "f" * 50, "Q" * 300]
+    outs = []
+    for i, prompt in enumerate(prompts):
+        outs.append((prompt, slot_job(scheduler, prompt, 6 + i % 3)[1]))
+        for _ in range(4 + i):
+            worker.admit()
+            if worker.active():
+                worker.step()
+            assert worker._used() == backend.used
+            for slot in worker.slots:
+                assert backend.memory[slot.id] == slot.cached
+    while worker.active() or scheduler.peek() is not None:
+        worker.admit()
+        worker.step()
+        assert worker._used() == backend.used
+    for prompt, out in outs:
+        assert out.text == alone(prompt[-1], len(out.text)) and out.text
+
+
+def test_a_memory_that_cannot_share_reads_the_prefix_itself() -> None:
+    worker, backend, scheduler = make(n_slots=2, can_cut=False)
+    first = slot_job(scheduler, "S" * 100 + "a" * 150, 3)
+    run_until_idle(worker)
+    second = slot_job(scheduler, "S" * 100 + "b" * 20, 3)
+    run_until_idle(worker)
+    assert second[1].n_cached == 0 and second[1].text == alone("b", 3) and first[1].text == alone("a", 3)
