@@ -348,7 +348,10 @@ class BatchWorker:
         budget = self.sizer.tokens(len(prompts[0].cached)) if streaming and prompts else n_batch
         while True:
             entries = plan_step(active, n_batch, budget)
-            over = self._used() + sum(len(e.tokens) for e in entries) - self.backend.n_ctx
+            adding = sum(len(e.tokens) for e in entries)
+            if sum(len(s.cached) for s in self.slots) + adding <= self.backend.n_ctx:
+                return entries  # fits even counting shared cells twice: no need to count them exactly
+            over = self._used() + adding - self.backend.n_ctx
             if over <= 0:
                 return entries
             idle = sorted((s for s in self.slots if s.work is None and s.cached), key=lambda s: s.last_used)
