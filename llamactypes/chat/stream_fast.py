@@ -9,7 +9,7 @@ of the call being written) and how: as written ("raw"), inside a JSON string
 is escaped into the JSON arguments, or only for plain characters. `take` then
 accepts the pieces that cannot change the structure there (no character that
 starts a marker of the dialect) and says what they add; any other piece means
-a full parse. Trailing whitespace (and a trailing backslash in a JSON string)
+a full parse. Trailing whitespace (and an escape not yet complete in a JSON string)
 waits for the next piece: a field's end may still be trimmed or escaped (not
 where the dialect's content runs to the end as written: a plain answer's line
 breaks go out as they come).
@@ -32,7 +32,9 @@ _PLAIN = frozenset(string.ascii_letters + string.digits + " .,;:!?-_()+=*/%#@&|~
 _PROBE = "a"
 _ESCAPE = "\\n"  # a backslash and an n: kept inside a JSON string, escaped in a raw value
 #: The longest start of a piece that stays inside a JSON string: no quote, no control character, whole escapes.
-_JSON_STRING = re.compile(r'(?:[^"\\\x00-\x1f]|\\["\\/bfnrt])*')
+_JSON_STRING = re.compile(r'(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*')
+#: What may wait at the end of a piece inside a JSON string: an escape not complete yet.
+_PARTIAL_ESCAPE = re.compile(r'\\(?:u[0-9a-fA-F]{0,3})?')
 
 
 class FastPath:
@@ -103,7 +105,7 @@ class FastPath:
         text = self._held + piece
         if self._style == "json":
             end = _JSON_STRING.match(text).end()  # type: ignore[union-attr]
-            if text[end:] not in ("", "\\"):
+            if end < len(text) and not _PARTIAL_ESCAPE.fullmatch(text, end):
                 return None
             keep = len(text[:end].rstrip()) if end == len(text) else end
         elif self._style == "plain":

@@ -132,3 +132,19 @@ def test_whitespace_before_a_possible_call_still_waits() -> None:
     parser.feed(call)
     parser.finish()
     assert_same_message(parser.message, chat_parse("Let me check.\n" + call, "hermes", config))
+
+
+def test_unicode_escapes_in_json_arguments_stream_linearly() -> None:
+    """Models often write non-ASCII as \\uXXXX in JSON: an escape split across pieces waits for its
+    end instead of sending the parser back to the start of the output each time."""
+    config = ParserConfig(tools=("write",))
+    head, tail = '<tool_call>\n{"name": "write", "arguments": {"text": "', '"}}\n</tool_call>'
+    works = []
+    for reps in (100, 200, 400):
+        body = "caf\\u00e9 na\\u00efve \\ud83d\\ude00 " * reps
+        text = head + body + tail
+        pieces = [text[k: k + 3] for k in range(0, len(text), 3)]
+        work, arguments = _work(pieces, "hermes", config)
+        assert json.loads(arguments) == {"text": json.loads('"' + body + '"')}
+        works.append(work)
+    assert works[2] < 2.5 * works[1] < 6.25 * works[0]
