@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from llamactypes.chat import ChatStreamParser, ParsedMessage, ParserConfig, chat_parse
 from llamactypes.chat.stream import fold_deltas
+from llamactypes.sampling.constrained import TriggerScanner
 
 
 def assert_prefix_stable(raw: str, fmt: str, config: ParserConfig, *, calls: bool = True) -> None:
@@ -63,3 +65,14 @@ def stream(raw: str, fmt: str, config: ParserConfig, chunk: int, *, stream_argum
 def arguments_are_json(message: ParsedMessage) -> None:
     for call in message.tool_calls:
         assert isinstance(json.loads(call.arguments), dict), call
+
+
+def grammar_start(build: Any, output: str) -> int | None:
+    """Where the lazy grammar of `build` would take over in `output` (None: no trigger fires): the
+    sampler's own trigger scanner, fed one character at a time as a stream would."""
+    scanner = TriggerScanner(build.trigger_patterns, build.trigger_words)
+    for char in output:
+        start = scanner.feed(char)
+        if start is not None:
+            return start
+    return None

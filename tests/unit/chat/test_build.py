@@ -7,26 +7,14 @@ from typing import Callable
 
 import pytest
 
-from llamactypes.chat import ChatBuild, chat_build, chat_parse
+from llamactypes.chat import chat_build, chat_parse
 from llamactypes.errors import InvalidRequestError
 from llamactypes.grammar import Grammar
-from llamactypes.sampling.constrained import TriggerScanner
-from tests.unit.chat.checks import assert_prefix_stable, stream, assert_same_message
+from tests.unit.chat.checks import assert_prefix_stable, assert_same_message, grammar_start, stream
 from tests.unit.chat.conftest import TIME_TOOL, WEATHER_TOOL, FakeModel
 
 USER = [{"role": "user", "content": "What is the weather in Paris?"}]
 TOOLS = [WEATHER_TOOL, TIME_TOOL]
-
-
-def grammar_start(build: ChatBuild, output: str) -> int | None:
-    """Where the lazy grammar would take over in `output` (None: no trigger fires): the sampler's
-    own trigger scanner, fed one character at a time as a stream would."""
-    scanner = TriggerScanner(build.trigger_patterns, build.trigger_words)
-    for char in output:
-        start = scanner.feed(char)
-        if start is not None:
-            return start
-    return None
 
 
 # (template, model output with one call to get_weather(city="Paris"), the content/reasoning expected around it)

@@ -20,7 +20,7 @@ from llamactypes.chat import ChatStreamParser, chat_build, chat_parse
 from llamactypes.chat.derive.roundtrip import TIME, WEATHER
 from llamactypes.chat.formats import detect_format
 from llamactypes.grammar import Grammar
-from llamactypes.sampling.constrained import TriggerScanner
+from tests.unit.chat.checks import grammar_start
 from tests.unit.chat.conftest import FakeModel
 
 NAME = "meetkai-functionary-medium-v3.2"
@@ -53,16 +53,6 @@ def _output(model: FakeModel, message: dict[str, Any], tools: list[dict[str, Any
     full = chat_build(model, USER + [message], tools, add_generation_prompt=False).prompt
     assert full.startswith(prompt[: -len(">>>")]) and full.endswith("<|eot_id|>")
     return full[len(prompt): -len("<|eot_id|>")]
-
-
-def _grammar_start(build: Any, output: str) -> int | None:
-    """Where the lazy grammar takes over when `output` streams in one character at a time."""
-    scanner = TriggerScanner(build.trigger_patterns, build.trigger_words)
-    for c in output:
-        start = scanner.feed(c)
-        if start is not None:
-            return start
-    return None
 
 
 def test_the_template_text_picks_the_dialect(model: FakeModel, read_template: Callable[[str], str]) -> None:
@@ -189,7 +179,7 @@ def test_required_grammar_allows_raw_python(model: FakeModel) -> None:
 def test_auto_grammar_fires_on_a_recipient_that_names_a_tool(model: FakeModel, output: str, at: int | None) -> None:
     build = chat_build(model, USER, [WEATHER, TIME])
     assert build.grammar_lazy and not build.trigger_words
-    start = _grammar_start(build, output)
+    start = grammar_start(build, output)
     assert start == at
     if start is not None:
         assert Grammar.from_gbnf(build.grammar).accepts(output[start:])
@@ -198,7 +188,7 @@ def test_auto_grammar_fires_on_a_recipient_that_names_a_tool(model: FakeModel, o
 def test_auto_grammar_without_parallel_calls_allows_one(model: FakeModel) -> None:
     build = chat_build(model, USER, [WEATHER, TIME], parallel_tool_calls=False)
     grammar = Grammar.from_gbnf(build.grammar)
-    assert _grammar_start(build, PARALLEL) == 0
+    assert grammar_start(build, PARALLEL) == 0
     assert grammar.accepts(SINGLE) and not grammar.accepts(PARALLEL)
 
 
