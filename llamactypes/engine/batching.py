@@ -317,12 +317,20 @@ class BatchWorker:
         if not entries:
             return
         self._inflight = [e.slot for e in entries]
+        tokens: list[int] = []
+        pos: list[int] = []
+        seq: list[int] = []
+        logits: list[bool] = []
+        for e in entries:  # the batch's rows, in one pass (this runs once per generated token)
+            n = len(e.tokens)
+            tokens.extend(e.tokens)
+            pos.extend(range(e.pos, e.pos + n))
+            seq.extend([e.slot.id] * n)
+            logits.extend([False] * (n - 1))
+            logits.append(e.logits)
         started = self.clock()
         try:
-            self.backend.decode([t for e in entries for t in e.tokens],
-                                [e.pos + i for e in entries for i in range(len(e.tokens))],
-                                [e.slot.id for e in entries for _ in e.tokens],
-                                [e.logits and i == len(e.tokens) - 1 for e in entries for i in range(len(e.tokens))])
+            self.backend.decode(tokens, pos, seq, logits)
         except DecodeError as exc:
             self._decode_failed(entries, exc)
             return

@@ -94,12 +94,18 @@ class BatchDecoder:
         n = len(tokens)
         if not 0 < n <= self.n_batch:
             raise DecodeError(f"a batch holds 1..{self.n_batch} tokens, got {n}", code=-1)
-        self._token[:n] = tokens
-        self._pos[:n] = pos
-        self._want[:n] = logits
-        ptrs = self._seq_ptrs
-        for i, s in enumerate(seq):
-            ptrs[i][0] = s
+        if n == 1:  # a generation step: scalar stores cost a fraction of slice assignments
+            self._token[0] = tokens[0]
+            self._pos[0] = pos[0]
+            self._want[0] = logits[0]
+            self._seq_ptrs[0][0] = seq[0]
+        else:
+            self._token[:n] = tokens
+            self._pos[:n] = pos
+            self._want[:n] = logits
+            ptrs = self._seq_ptrs
+            for i, s in enumerate(seq):
+                ptrs[i][0] = s
         self._batch.n_tokens = n
         abortable = n >= ABORT_MIN_TOKENS and self._should_abort is not None
         if abortable:
