@@ -373,8 +373,11 @@ class BatchWorker:
                 active = self.active()
 
     def _observe(self, entries: list[Entry], seconds: float) -> None:
-        singles = sum(1 for e in entries if e.logits)
         chunks = [e for e in entries if not e.logits]
+        if not chunks:  # a generation step (the common case): only the one-token base is learnt
+            self.sizer.observe(len(entries), 0, 0.0, seconds)
+            return
+        singles = len(entries) - len(chunks)
         n_prefill = sum(len(e.tokens) for e in chunks)
         depth = (sum((e.pos + len(e.tokens) / 2) * len(e.tokens) for e in chunks) / n_prefill) if n_prefill else 0.0
         self.sizer.observe(singles, n_prefill, depth, seconds)
