@@ -12,6 +12,7 @@ from llamactypes.chat import ChatStreamParser, chat_build, chat_parse
 from llamactypes.chat.build import format_for
 from llamactypes.chat.derive import DerivedFormat, derive_format
 from llamactypes.chat.derive.analyze import ARGS, ID, INDEX, NAME
+from llamactypes.chat.derive.probe import turn_end_at
 from llamactypes.chat.formats import get_format
 from llamactypes.chat.stream import fold_deltas
 from llamactypes.chat.template import ChatTemplate
@@ -132,3 +133,34 @@ def test_bad_output_of_a_derived_dialect_is_content(make_model: Callable[..., Fa
                 "<tool_call>get_weather\n<arg_key>" + "k" * 400, "<tool_call>", "Sure: <tool_call>get_weather"):
         message = chat_parse(raw, build.format, build.parser)
         assert message.tool_calls == [] and message.content == raw
+
+
+def test_a_turn_end_tail_that_starts_at_a_closing_marker_is_passed_over() -> None:
+    """Kimi-K3 ends a plain answer with ``<|close|>response<|sep|><|close|>message<|sep|>``: in a turn with
+    calls only its tail ``<|close|>message<|sep|>`` follows, not ``<|sep|><|close|>message<|sep|>`` (that
+    ``<|sep|>`` closes the tool section's marker)."""
+    end = "<|close|>response<|sep|><|close|>message<|sep|>"
+    out = "<|open|>tools<|sep|>CALL<|close|>tools<|sep|><|close|>message<|sep|>"
+    assert out[: turn_end_at(out, end, out.index("CALL"))] == "<|open|>tools<|sep|>CALL<|close|>tools<|sep|>"
+    assert turn_end_at("<|im_start|>x<|im_end|>\n", "<|im_end|>", 0) == len("<|im_start|>x")
+    assert turn_end_at("no end here", "<|im_end|>", 0) == len("no end here")
+
+
+def test_kimi_k3_tool_section_ends_with_its_sep(make_model: Callable[..., FakeModel]) -> None:
+    """A real Kimi-K3 turn with a call (llama.cpp's test-chat.cpp shape): no ``<|sep|>`` left in the content."""
+    fmt = _derived(make_model, "Kimi-K3")
+    assert fmt.dialect.section_close.endswith("<|close|>tools<|sep|>")
+    build = chat_build(make_model("Kimi-K3"), USER, [WEATHER_TOOL])
+    build.parser = replace(build.parser, reasoning=False)
+    raw = ('<|open|>response<|sep|>On it.<|close|>response<|sep|><|open|>tools<|sep|>'
+           '<|open|>call tool="get_weather" index="1"<|sep|>'
+           '<|open|>argument key="city" type="string"<|sep|>Paris<|close|>argument<|sep|>'
+           '<|open|>argument key="days" type="number"<|sep|>3<|close|>argument<|sep|>'
+           '<|close|>call<|sep|><|close|>tools<|sep|><|close|>message<|sep|>')
+    message = chat_parse(raw, build.format, build.parser)
+    assert message.content.strip() == "On it."
+    calls = [(c.name, json.loads(c.arguments)) for c in message.tool_calls]
+    assert calls == [("get_weather", {"city": "Paris", "days": 3})]
+    parser = ChatStreamParser(build.format, build.parser)
+    folded = fold_deltas([d for ch in raw for d in parser.feed(ch)] + parser.finish())
+    assert folded.content == message.content and folded.tool_calls[0].arguments == message.tool_calls[0].arguments
