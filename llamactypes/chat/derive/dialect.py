@@ -72,6 +72,8 @@ class DerivedFormat(ChatFormat):
         specials = [t.strip() for t in texts if t.strip()] + list(dialect.think or ())
         self.special_markers = tuple(dict.fromkeys(specials))  # type: ignore[misc]
         self._literals = _literal_syntax(dialect.args)
+        head = re.match(r"<[^<>\s]+>", dialect.think[0]) if dialect.think else None
+        self._think_head = head.group() if head and head.group() != dialect.think[0].strip() else ""
         # An index written right after the name (`NAME:0`) makes, with the name, the id the template gives a call.
         kinds = [p.kind for p in dialect.call]
         self._index_id = ID not in kinds and any(
@@ -110,6 +112,31 @@ class DerivedFormat(ChatFormat):
 
     def supports_thinking(self, source: str) -> bool:
         return self.think_tags is not None
+
+    def hidden_for(self, config: ParserConfig) -> tuple[str, ...]:
+        """Also the thinking tags, when thinking is read as reasoning: after the thinking block a stray
+        one (Gemma 4's ``<channel|>``, an empty ``<|channel>thought`` block) is no content."""
+        if not config.reasoning or self.think_tags is None:
+            return self.hidden_markers
+        marker = re.compile(r"\S*<[^<>\s]+>\S*")
+        return (*self.hidden_markers, *(t.strip() for t in self.think_tags if marker.fullmatch(t.strip())))
+
+    def split_reasoning(self, text: str, config: ParserConfig, partial: bool) -> tuple[str, int | None]:
+        """As for any dialect, past a doubled leading marker of the open tag (Gemma 4's
+        ``<|channel><|channel>thought``): the first copy is a stray, the block opens at the second."""
+        head = self._think_head
+        if head and config.reasoning and not config.thinking_forced_open:
+            assert self.think_tags is not None
+            i = skip_ws(text, 0)
+            if text.startswith(head, i):
+                opens = startswith_partial(text, i + len(head), self.think_tags[0])
+                if opens is None and partial:
+                    return "", None
+                if opens:
+                    k = i + len(head)
+                    reasoning, pos = super().split_reasoning(text[k:], config, partial)
+                    return reasoning, None if pos is None else pos + k
+        return super().split_reasoning(text, config, partial)
 
     # -- writing ---------------------------------------------------------------
     def calls_text(self, calls: Sequence[dict[str, Any]]) -> str:

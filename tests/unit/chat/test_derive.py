@@ -164,3 +164,23 @@ def test_kimi_k3_tool_section_ends_with_its_sep(make_model: Callable[..., FakeMo
     parser = ChatStreamParser(build.format, build.parser)
     folded = fold_deltas([d for ch in raw for d in parser.feed(ch)] + parser.finish())
     assert folded.content == message.content and folded.tool_calls[0].arguments == message.tool_calls[0].arguments
+
+
+@pytest.mark.parametrize("raw", [
+    "<|channel>thought\nLet me answer.<channel|>Hello!<channel|>",
+    "<|channel>thought\nLet me answer.<channel|>Hello!<|channel>thought\n<channel|>",
+    "<|channel>thought\nLet me answer.<channel|>Hello!<|channel>thought\n<channel|><channel|>",
+    "<|channel><|channel>thought\nLet me answer.<channel|>Hello!",
+])
+def test_gemma4_stray_channel_markers_are_no_content(make_model: Callable[..., FakeModel], raw: str) -> None:
+    """Gemma 4 writes stray channel markers around its answer (llama.cpp's test-chat.cpp shapes): with
+    thinking read as reasoning they are dropped, whole and streamed; without, the text stays as written."""
+    build = chat_build(make_model("google-gemma-4-31B-it"), USER, [WEATHER_TOOL])
+    parser = replace(build.parser, thinking_forced_open=False)
+    message = chat_parse(raw, build.format, parser)
+    assert (message.content.strip(), message.reasoning.strip()) == ("Hello!", "Let me answer.")
+    stream = ChatStreamParser(build.format, parser)
+    folded = fold_deltas([d for ch in raw for d in stream.feed(ch)] + stream.finish())
+    assert (folded.content, folded.reasoning) == (message.content, message.reasoning)
+    as_written = chat_parse(raw, build.format, replace(parser, reasoning=False))
+    assert as_written.content == raw
