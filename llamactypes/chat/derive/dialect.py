@@ -18,6 +18,7 @@ from typing import Any
 
 from llamactypes.chat.derive.probe import common_prefix
 from llamactypes.chat.derive.analyze import ARGS, ECHO, ID, INDEX, LIT, NAME, Dialect, KeyValues
+from llamactypes.chat.derive.nested import child_tags
 from llamactypes.chat.formats._grammar import GrammarBuilder, literal
 from llamactypes.chat.formats._json import Scan, json_item, param_value, scan_value, skip_ws
 from llamactypes.chat.formats._literal import LiteralSyntax, scan_literal
@@ -72,6 +73,12 @@ class DerivedFormat(ChatFormat):
         specials = [t.strip() for t in texts if t.strip()] + list(dialect.think or ())
         self.special_markers = tuple(dict.fromkeys(specials))  # type: ignore[misc]
         self._literals = _literal_syntax(dialect.args)
+        #: What comes before a child tag, where a value ends with its key's close tag (MiniMax-M3's
+        #: ``]<]minimax[>[</city>``): nested values may be written as child tags (see `nested`).
+        self._child_ns: str | None = None
+        close_tag = f"</{ECHO}>"
+        if dialect.args is not None and close_tag in dialect.args.value_end:
+            self._child_ns = dialect.args.value_end[: dialect.args.value_end.index(close_tag)]
         head = re.match(r"<[^<>\s]+>", dialect.think[0]) if dialect.think else None
         self._think_head = head.group() if head and head.group() != dialect.think[0].strip() else ""
         # An index written right after the name (`NAME:0`) makes, with the name, the id the template gives a call.
@@ -82,6 +89,7 @@ class DerivedFormat(ChatFormat):
         first = dialect.call[0].text if dialect.call[0].kind == LIT else ""
         self._call_open = first.strip()
         self._after_args = self._lit_after_args()
+        self._empty_args = _overlap(self._lit_before_args(), self._after_args)
         self._bare_call = ""  # a call may come without its section's opener (Kimi-K2's <|tool_call_begin|> alone)
         if dialect.section_open.strip() and self._call_open.startswith("<"):
             self._bare_call = self._call_open.split()[0]
@@ -96,6 +104,13 @@ class DerivedFormat(ChatFormat):
             if part.kind == ARGS:
                 rest = [p.text for p in call[k + 1:] if p.kind == LIT]
                 return rest[0] if rest else self.dialect.section_close
+        return ""
+
+    def _lit_before_args(self) -> str:
+        call = self.dialect.call
+        for k, part in enumerate(call):
+            if part.kind == ARGS:
+                return call[k - 1].text if k and call[k - 1].kind == LIT else ""
         return ""
 
     def detect(self, source: str) -> bool:
@@ -339,6 +354,14 @@ class DerivedFormat(ChatFormat):
             end_found, _ = match_lit(text, i, self._after_args) if self._after_args.strip() else (False, i)
             if end_found:
                 return Block(BlockStatus.DONE, [Call(name, "{" + ", ".join(items) + "}", call_id)], i)
+            if first and self._empty_args:  # no parameters: the texts around them share a marker
+                k = self._empty_args
+                found, _ = (match_lit(text, i - k, self._after_args) if text[i - k: i] == self._after_args[:k]
+                            else (False, i))
+                if found:
+                    return Block(BlockStatus.DONE, [Call(name, "{}", call_id)], i - k)
+                if found is None:
+                    return Block.partial([Call(name, "{", call_id)])
             opener = (kv.key_open if first else kv.pair_sep + kv.key_open)
             found, j = match_lit(text, i, opener) if opener.strip() else (True, i)
             if end_found is None or found is None:
@@ -425,6 +448,9 @@ class DerivedFormat(ChatFormat):
         hits = [h for s in stops for h in (text.find(s, i), text.find(s.strip(), i)) if h >= 0]
         if hits:
             end = min(hits)
+            nested = child_tags(text[i:end], self._child_ns, kind) if self._child_ns is not None else None
+            if nested is not None and kind != "string":  # an object or array written as child tags
+                return True, end, nested, ""
             return True, end, param_value(text[i:end], kind), ""
         pending = ""
         if kind == "string" and i < len(text):
@@ -432,6 +458,19 @@ class DerivedFormat(ChatFormat):
             body = body[: len(body) - held_suffix(body, stops + [s.strip() for s in stops])]
             pending = json_item(key, body)[:-1]
         return None, i, None, pending
+
+
+def _overlap(before: str, after: str) -> int:
+    """How much of `after` the end of `before` already holds, when that is a marker's text.
+
+    MiniMax-M3 writes a call with no parameters as ``">]<]minimax[>[</invoke>``: the text before the
+    arguments (``">]<]minimax``) and the one after them (``<]minimax[>[</invoke>``) share ``<]minimax``.
+    0 when they share nothing that holds a letter (a shared quote or bracket is no marker).
+    """
+    for k in range(min(len(before), len(after)) - 1, 2, -1):
+        if before.endswith(after[:k]) and re.search(r"<\S*[A-Za-z]", after[:k]):
+            return k
+    return 0
 
 
 def _literal_syntax(kv: KeyValues | None) -> LiteralSyntax | None:

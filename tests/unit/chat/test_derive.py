@@ -12,6 +12,7 @@ from llamactypes.chat import ChatStreamParser, chat_build, chat_parse
 from llamactypes.chat.build import format_for
 from llamactypes.chat.derive import DerivedFormat, derive_format
 from llamactypes.chat.derive.analyze import ARGS, ID, INDEX, NAME
+from llamactypes.chat.derive.nested import child_tags
 from llamactypes.chat.derive.probe import turn_end_at
 from llamactypes.chat.formats import get_format
 from llamactypes.chat.stream import fold_deltas
@@ -184,3 +185,43 @@ def test_gemma4_stray_channel_markers_are_no_content(make_model: Callable[..., F
     assert (folded.content, folded.reasoning) == (message.content, message.reasoning)
     as_written = chat_parse(raw, build.format, replace(parser, reasoning=False))
     assert as_written.content == raw
+
+
+def test_child_tags_read_nested_values() -> None:
+    """`child_tags`: objects, ``<item>`` lists, nesting, and what is left as text."""
+    ns = "]<]minimax[>["
+    limit = f"{ns}<max>10{ns}</max>"
+    assert child_tags(limit, ns, "object") == {"max": 10}
+    rows = f"{ns}<item>{ns}<id>1{ns}</id>{ns}<label>one{ns}</label>{ns}</item>{ns}<item>alpha{ns}</item>"
+    assert child_tags(rows, ns, "array") == [{"id": 1, "label": "one"}, "alpha"]
+    assert child_tags(limit, ns, "array|object") == {"max": 10}
+    assert child_tags(limit, ns, "object|string") is None  # a string is allowed: llama.cpp keeps the text
+    assert child_tags(limit, ns, "array") is None and child_tags(limit, ns, "integer") is None
+    assert child_tags("", ns, "object") == {} and child_tags("", ns, "array") == [] and child_tags("", ns, None) is None
+    for bad in (f"{ns}<max>10", f"{ns}<max>10{ns}</min>", f"{limit} trailing", f"{ns}<a>1{ns}</a>{ns}<a>2{ns}</a>"):
+        assert child_tags(bad, ns, None) is None, bad
+
+
+def test_minimax_nested_values_and_a_call_without_parameters(make_model: Callable[..., FakeModel]) -> None:
+    """MiniMax-M3's real output shapes (llama.cpp's test-chat.cpp): child-tag values, a call with no parameters."""
+    ns = "]<]minimax[>["
+    tools = [WEATHER_TOOL, {"type": "function", "function": {"name": "ping", "parameters": {"type": "object"}}},
+             {"type": "function", "function": {"name": "query", "parameters": {"type": "object", "properties": {
+                 "where": {"type": "object"}, "tags": {"type": "array"},
+                 "label": {"anyOf": [{"type": "string"}, {"type": "object"}]}}}}}]
+    build = chat_build(make_model("MiniMax-M3"), USER, tools, parallel_tool_calls=True)
+    raw = (f'{ns}<tool_call>\n{ns}<invoke name="ping">{ns}</invoke>\n'
+           f'{ns}<invoke name="query">{ns}<where>{ns}<max>10{ns}</max>{ns}<op>lt{ns}</op>{ns}</where>'
+           f'{ns}<tags>{ns}<item>a{ns}</item>{ns}<item>b{ns}</item>{ns}</tags>'
+           f'{ns}<label>{ns}<text>hi{ns}</text>{ns}</label>{ns}</invoke>\n{ns}</tool_call>')
+    message = chat_parse(raw, build.format, build.parser)
+    assert message.content == ""
+    assert [(c.name, json.loads(c.arguments)) for c in message.tool_calls] == [
+        ("ping", {}),
+        ("query", {"where": {"max": 10, "op": "lt"}, "tags": ["a", "b"], "label": f"{ns}<text>hi{ns}</text>"}),
+    ]
+    for size in (1, 7):
+        parser = ChatStreamParser(build.format, build.parser)
+        deltas = [d for k in range(0, len(raw), size) for d in parser.feed(raw[k: k + size])] + parser.finish()
+        folded = fold_deltas(deltas)
+        assert [(c.name, c.arguments) for c in folded.tool_calls] == [(c.name, c.arguments) for c in message.tool_calls]
