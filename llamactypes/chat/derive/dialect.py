@@ -35,6 +35,7 @@ _KEY_MAX = DEFAULT_LIMITS.tool_call_key_chars
 _NAME = re.compile(r"[A-Za-z0-9_.\-]{1,%d}" % _NAME_MAX)
 _ID = re.compile(r"[A-Za-z0-9_.:\-]{1,%d}" % _NAME_MAX)
 _INDEX = re.compile(r"[0-9]{1,6}")
+_CDATA = ("<![CDATA[", "]]>")
 
 
 def match_lit(text: str, i: int, lit: str) -> tuple[bool | None, int]:
@@ -442,6 +443,10 @@ class DerivedFormat(ChatFormat):
             if end < 0:
                 return None, i, None, ""
             return True, end + len(kv.quote), text[i + len(kv.quote): end], ""
+        if "</" in kv.value_end:  # an XML-like dialect: a CDATA section holds text that may look like tags
+            cdata = self._cdata(text, i, kv, key, kind)
+            if cdata is not None:
+                return cdata
         end_text = kv.end_for(key)
         stops = [s for s in (end_text, kv.pair_sep + kv.key_open, self._after_args) if s.strip()]
         stops = stops[:1] if end_text.strip() else stops
@@ -458,6 +463,25 @@ class DerivedFormat(ChatFormat):
             body = body[: len(body) - held_suffix(body, stops + [s.strip() for s in stops])]
             pending = json_item(key, body)[:-1]
         return None, i, None, pending
+
+    def _cdata(
+        self, text: str, i: int, kv: KeyValues, key: str, kind: str | None,
+    ) -> tuple[bool | None, int, Any, str] | None:
+        """A value written as ``<![CDATA[...]]>`` (MiniCPM5: text holding ``</param>``) as `_value` returns it,
+        or None when the value at `i` is no CDATA section."""
+        j = skip_ws(text, i)
+        opens = startswith_partial(text, j, _CDATA[0])
+        if opens is None and j < len(text):
+            return None, i, None, ""
+        if not opens:
+            return None
+        close = text.find(_CDATA[1], j + len(_CDATA[0]))
+        if close < 0:
+            return None, i, None, ""
+        end = close + len(_CDATA[1])
+        if not self._value_ends(text, end, kv, key):
+            return None
+        return True, end, param_value(text[j + len(_CDATA[0]): close], kind), ""
 
 
 def _overlap(before: str, after: str) -> int:

@@ -225,3 +225,23 @@ def test_minimax_nested_values_and_a_call_without_parameters(make_model: Callabl
         deltas = [d for k in range(0, len(raw), size) for d in parser.feed(raw[k: k + size])] + parser.finish()
         folded = fold_deltas(deltas)
         assert [(c.name, c.arguments) for c in folded.tool_calls] == [(c.name, c.arguments) for c in message.tool_calls]
+
+
+def test_a_cdata_value_may_hold_its_close_tag(make_model: Callable[..., FakeModel]) -> None:
+    """MiniCPM5 (llama.cpp's test-chat.cpp shape): a CDATA value holding ``</param>`` is read whole."""
+    tool = {"type": "function", "function": {"name": "html", "parameters": {
+        "type": "object", "properties": {"markup": {"type": "string"}, "n": {"type": "integer"}}}}}
+    build = chat_build(make_model("openbmb-MiniCPM5-1B"), USER, [tool])
+    build.parser = replace(build.parser, reasoning=False)
+    raw = ('<function name="html"><param name="markup"><![CDATA[<a href="/x">hi</a> </param>]]></param>'
+           '<param name="n"> <![CDATA[3]]> </param></function>')
+    message = chat_parse(raw, build.format, build.parser)
+    assert message.content == ""
+    assert [json.loads(c.arguments) for c in message.tool_calls] == [{"markup": '<a href="/x">hi</a> </param>',
+                                                                     "n": 3}]
+    parser = ChatStreamParser(build.format, build.parser)
+    folded = fold_deltas([d for ch in raw for d in parser.feed(ch)] + parser.finish())
+    assert [c.arguments for c in folded.tool_calls] == [c.arguments for c in message.tool_calls]
+    plain = '<function name="html"><param name="markup">no <![CDATA[ here</param></function>'
+    assert json.loads(chat_parse(plain, build.format, build.parser).tool_calls[0].arguments) == {
+        "markup": "no <![CDATA[ here"}
