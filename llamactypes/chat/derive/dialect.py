@@ -36,11 +36,15 @@ _NAME = re.compile(r"[A-Za-z0-9_.\-]{1,%d}" % _NAME_MAX)
 _ID = re.compile(r"[A-Za-z0-9_.:\-]{1,%d}" % _NAME_MAX)
 _INDEX = re.compile(r"[0-9]{1,6}")
 _CDATA = ("<![CDATA[", "]]>")
+_LIT_CHUNKS = re.compile(r"\s+|(?<=[\]}])(?=\S)")
 
 
 def match_lit(text: str, i: int, lit: str) -> tuple[bool | None, int]:
-    """Match `lit` at `i`, whitespace runs matching any whitespace: (True, end), (None, _) cut short, (False, _)."""
-    chunks = lit.split()
+    """Match `lit` at `i`, whitespace runs matching any whitespace: (True, end), (None, _) cut short, (False, _).
+
+    Whitespace may also follow a closing bracket (Command R+'s list closes ``]```` `` in the template,
+    ``]\n```` `` as models write it)."""
+    chunks = [c for c in _LIT_CHUNKS.split(lit) if c]
     for chunk in chunks:
         i = skip_ws(text, i)
         piece = text[i: i + len(chunk)]
@@ -138,8 +142,22 @@ class DerivedFormat(ChatFormat):
         return (*self.hidden_markers, *(t.strip() for t in self.think_tags if marker.fullmatch(t.strip())))
 
     def split_reasoning(self, text: str, config: ParserConfig, partial: bool) -> tuple[str, int | None]:
-        """As for any dialect, past a doubled leading marker of the open tag (Gemma 4's
+        """As for any dialect, past the generation prompt's last marker written again (Command R+'s
+        ``<|CHATBOT_TOKEN|>``) and a doubled leading marker of the open tag (Gemma 4's
         ``<|channel><|channel>thought``): the first copy is a stray, the block opens at the second."""
+        tail = self.dialect.prompt_tail
+        if tail:
+            i = skip_ws(text, 0)
+            again = startswith_partial(text, i, tail)
+            if again is None and partial and i < len(text):
+                return "", None
+            if again:
+                k = i + len(tail)
+                reasoning, pos = self._split_thinking(text[k:], config, partial)
+                return reasoning, None if pos is None else pos + k
+        return self._split_thinking(text, config, partial)
+
+    def _split_thinking(self, text: str, config: ParserConfig, partial: bool) -> tuple[str, int | None]:
         head = self._think_head
         if head and config.reasoning and not config.thinking_forced_open:
             assert self.think_tags is not None

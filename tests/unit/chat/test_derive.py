@@ -245,3 +245,23 @@ def test_a_cdata_value_may_hold_its_close_tag(make_model: Callable[..., FakeMode
     plain = '<function name="html"><param name="markup">no <![CDATA[ here</param></function>'
     assert json.loads(chat_parse(plain, build.format, build.parser).tool_calls[0].arguments) == {
         "markup": "no <![CDATA[ here"}
+
+
+def test_command_r_plus_leftovers(make_model: Callable[..., FakeModel]) -> None:
+    """Command R+ (llama.cpp's test-chat.cpp shapes): the prompt's ``<|CHATBOT_TOKEN|>`` written again at the
+    start and the call list closed ``]\\n```` `` (the template writes ``]```` ``) leave nothing in the content."""
+    fmt = _derived(make_model, "CohereForAI-c4ai-command-r-plus-tool_use")
+    assert fmt.dialect.prompt_tail == "<|CHATBOT_TOKEN|>"
+    build = chat_build(make_model("CohereForAI-c4ai-command-r-plus-tool_use"), USER, [WEATHER_TOOL])
+    for raw, content, calls in [
+        ("<|CHATBOT_TOKEN|>Hello!<|END_OF_TURN_TOKEN|>", "Hello!", []),
+        ('Action:\n```json\n[{"tool_name": "get_weather", "parameters": {"city": "Paris"}}]\n```', "",
+         [("get_weather", {"city": "Paris"})]),
+        ("Hello <|CHATBOT_TOKEN|>", "Hello <|CHATBOT_TOKEN|>", []),  # only at the start
+    ]:
+        message = chat_parse(raw, build.format, build.parser)
+        assert message.content.strip() == content, raw
+        assert [(c.name, json.loads(c.arguments)) for c in message.tool_calls] == calls
+        parser = ChatStreamParser(build.format, build.parser)
+        folded = fold_deltas([d for ch in raw for d in parser.feed(ch)] + parser.finish())
+        assert folded.content == message.content, raw
