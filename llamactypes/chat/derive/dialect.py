@@ -323,9 +323,18 @@ class DerivedFormat(ChatFormat):
         """One call at `i`: (DONE block and where it ends) or a PARTIAL/FAIL block."""
         name, call_id, start, name_at = "", "", i, i
         args: Block | None = None
-        for part in self.dialect.call:
+        for n, part in enumerate(self.dialect.call):
             if part.kind == LIT:
-                found, i = match_lit(text, i, part.text)
+                found, at = match_lit(text, i, part.text)
+                if not found and args is not None and self._call_open and all(
+                        p.kind == LIT for p in self.dialect.call[n:]):
+                    # the closing text left out before the next call (Kimi-K2 without <|tool_call_end|>)
+                    nxt, _ = match_lit(text, i, self._call_open)
+                    if nxt:
+                        break
+                    if nxt is None and partial:
+                        return Block.partial([args.calls[0]]), i
+                i = at
                 if not found:
                     if found is None and args is not None and not partial:
                         break  # the output ended in the call's closing text: the call is whole

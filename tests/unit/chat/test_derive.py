@@ -265,3 +265,23 @@ def test_command_r_plus_leftovers(make_model: Callable[..., FakeModel]) -> None:
         parser = ChatStreamParser(build.format, build.parser)
         folded = fold_deltas([d for ch in raw for d in parser.feed(ch)] + parser.finish())
         assert folded.content == message.content, raw
+
+
+def test_kimi_k2_calls_without_their_end_marker(make_model: Callable[..., FakeModel]) -> None:
+    """Kimi-K2 (llama.cpp's test-chat.cpp shape): calls that leave out ``<|tool_call_end|>`` before the next
+    call, and the section's markers, inside a thinking block left open: both calls are read."""
+    tool = {"type": "function", "function": {"name": "get_time", "parameters": {
+        "type": "object", "properties": {"tz": {"type": "string"}}}}}
+    build = chat_build(make_model("Kimi-K2-Thinking"), USER, [WEATHER_TOOL, tool], parallel_tool_calls=True)
+    parser_config = replace(build.parser, thinking_forced_open=False)
+    raw = ('<think>I need two tools<|tool_call_begin|>functions.get_weather:0<|tool_call_argument_begin|>'
+           '{"city": "Paris"}<|tool_call_begin|>functions.get_time:1<|tool_call_argument_begin|>{"tz": "CET"}')
+    message = chat_parse(raw, build.format, parser_config)
+    assert message.reasoning.strip() == "I need two tools" and message.content == ""
+    assert [(c.id, json.loads(c.arguments)) for c in message.tool_calls] == [
+        ("functions.get_weather:0", {"city": "Paris"}), ("functions.get_time:1", {"tz": "CET"})]
+    parser = ChatStreamParser(build.format, parser_config)
+    folded = fold_deltas([d for ch in raw for d in parser.feed(ch)] + parser.finish())
+    assert [(c.name, c.arguments) for c in folded.tool_calls] == [(c.name, c.arguments) for c in message.tool_calls]
+    wrong = raw.replace("<|tool_call_begin|>functions.get_time", "<|tool_call_begin|>xfunctions.get_time")
+    assert chat_parse(wrong, build.format, parser_config).tool_calls == []  # no next call: not read
