@@ -182,13 +182,26 @@ def _tool_prompt(fmt: ChatFormat, tools: list[dict[str, Any]], caps: TemplateCap
 
 
 def _param_types(tools: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """Tool → parameter → JSON type; a union (a list of types, ``anyOf``/``oneOf``) as ``"a|b"``."""
     types: dict[str, dict[str, str]] = {}
     for tool in tools:
         props = tool["function"]["parameters"].get("properties") or {}
         types[tool["function"]["name"]] = {
-            k: v["type"] for k, v in props.items() if isinstance(v, Mapping) and isinstance(v.get("type"), str)
+            k: t for k, v in props.items() if isinstance(v, Mapping) and (t := _schema_type(v)) is not None
         }
     return types
+
+
+def _schema_type(schema: Mapping[str, Any]) -> str | None:
+    """A parameter schema's type (see `_param_types`), or None when it does not say."""
+    kind = schema.get("type")
+    if isinstance(kind, str):
+        return kind
+    members = kind if isinstance(kind, list) else [
+        m.get("type") if isinstance(m, Mapping) else None for m in schema.get("anyOf") or schema.get("oneOf") or []]
+    if members and all(isinstance(m, str) for m in members):
+        return "|".join(sorted(set(members)))
+    return None
 
 
 def _render_kwargs(enable_thinking: bool, template_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from llamactypes.chat.derive.probe import (
     CONTENT, IDS, KEYS, NAMES, NUMBERS, STRINGS, THINKING, USER_TEXT, Renderings, common_prefix,
@@ -79,6 +79,7 @@ class Dialect:
     think: tuple[str, str] | None
     pretty_json: bool  # the template writes arguments with newlines (keep the converter's whitespace)
     wrappers: tuple[str, ...] = ()  # markers around a plain answer (<|open|>response<|sep|>, <|role_end|>): no content
+    prompt_tail: str = ""  # the marker the generation prompt ends with, when nothing else uses it (<|CHATBOT_TOKEN|>)
 
     @property
     def opener(self) -> str:
@@ -361,4 +362,22 @@ def _derive(r: Renderings) -> Dialect:
     )
     if not dialect.opener or dialect.call[0].kind != LIT and not dialect.section_open.strip():
         raise _Fail("a call does not start with a marker")
-    return dialect
+    return replace(dialect, prompt_tail=_prompt_tail(r, dialect))
+
+
+def _prompt_tail(r: Renderings, dialect: Dialect) -> str:
+    """The marker the generation prompt ends with, if no part of the dialect uses it.
+
+    A model may write it again at the start of its output (Command R+'s ``<|CHATBOT_TOKEN|>``);
+    a thinking tag, or a marker calls or answers are written with (Kimi-K3's ``<|sep|>``), is no such one.
+    """
+    m = re.search(r"<[^<>\s]+>(?=\s*$)", r.content.prompt) if r.content else None
+    if m is None:
+        return ""
+    texts = [dialect.section_open, dialect.section_close, dialect.call_sep, *dialect.wrappers, *(dialect.think or ())]
+    texts += [p.text for p in dialect.call]
+    if dialect.args is not None:
+        texts += [dialect.args.key_open, dialect.args.key_close, dialect.args.value_end, dialect.args.string_close]
+    if any(m.group() in t for t in texts) or re.search(r"think", m.group(), re.IGNORECASE):
+        return ""
+    return m.group()

@@ -18,6 +18,7 @@ from typing import Any
 
 from llamactypes.chat.derive.probe import common_prefix
 from llamactypes.chat.derive.analyze import ARGS, ECHO, ID, INDEX, LIT, NAME, Dialect, KeyValues
+from llamactypes.chat.derive.nested import child_tags
 from llamactypes.chat.formats._grammar import GrammarBuilder, literal
 from llamactypes.chat.formats._json import Scan, json_item, param_value, scan_value, skip_ws
 from llamactypes.chat.formats._literal import LiteralSyntax, scan_literal
@@ -34,11 +35,16 @@ _KEY_MAX = DEFAULT_LIMITS.tool_call_key_chars
 _NAME = re.compile(r"[A-Za-z0-9_.\-]{1,%d}" % _NAME_MAX)
 _ID = re.compile(r"[A-Za-z0-9_.:\-]{1,%d}" % _NAME_MAX)
 _INDEX = re.compile(r"[0-9]{1,6}")
+_CDATA = ("<![CDATA[", "]]>")
+_LIT_CHUNKS = re.compile(r"\s+|(?<=[\]}])(?=\S)")
 
 
 def match_lit(text: str, i: int, lit: str) -> tuple[bool | None, int]:
-    """Match `lit` at `i`, whitespace runs matching any whitespace: (True, end), (None, _) cut short, (False, _)."""
-    chunks = lit.split()
+    """Match `lit` at `i`, whitespace runs matching any whitespace: (True, end), (None, _) cut short, (False, _).
+
+    Whitespace may also follow a closing bracket (Command R+'s list closes ``]```` `` in the template,
+    ``]\n```` `` as models write it)."""
+    chunks = [c for c in _LIT_CHUNKS.split(lit) if c]
     for chunk in chunks:
         i = skip_ws(text, i)
         piece = text[i: i + len(chunk)]
@@ -72,6 +78,14 @@ class DerivedFormat(ChatFormat):
         specials = [t.strip() for t in texts if t.strip()] + list(dialect.think or ())
         self.special_markers = tuple(dict.fromkeys(specials))  # type: ignore[misc]
         self._literals = _literal_syntax(dialect.args)
+        #: What comes before a child tag, where a value ends with its key's close tag (MiniMax-M3's
+        #: ``]<]minimax[>[</city>``): nested values may be written as child tags (see `nested`).
+        self._child_ns: str | None = None
+        close_tag = f"</{ECHO}>"
+        if dialect.args is not None and close_tag in dialect.args.value_end:
+            self._child_ns = dialect.args.value_end[: dialect.args.value_end.index(close_tag)]
+        head = re.match(r"<[^<>\s]+>", dialect.think[0]) if dialect.think else None
+        self._think_head = head.group() if head and head.group() != dialect.think[0].strip() else ""
         # An index written right after the name (`NAME:0`) makes, with the name, the id the template gives a call.
         kinds = [p.kind for p in dialect.call]
         self._index_id = ID not in kinds and any(
@@ -80,6 +94,7 @@ class DerivedFormat(ChatFormat):
         first = dialect.call[0].text if dialect.call[0].kind == LIT else ""
         self._call_open = first.strip()
         self._after_args = self._lit_after_args()
+        self._empty_args = _overlap(self._lit_before_args(), self._after_args)
         self._bare_call = ""  # a call may come without its section's opener (Kimi-K2's <|tool_call_begin|> alone)
         if dialect.section_open.strip() and self._call_open.startswith("<"):
             self._bare_call = self._call_open.split()[0]
@@ -96,6 +111,13 @@ class DerivedFormat(ChatFormat):
                 return rest[0] if rest else self.dialect.section_close
         return ""
 
+    def _lit_before_args(self) -> str:
+        call = self.dialect.call
+        for k, part in enumerate(call):
+            if part.kind == ARGS:
+                return call[k - 1].text if k and call[k - 1].kind == LIT else ""
+        return ""
+
     def detect(self, source: str) -> bool:
         return False
 
@@ -110,6 +132,45 @@ class DerivedFormat(ChatFormat):
 
     def supports_thinking(self, source: str) -> bool:
         return self.think_tags is not None
+
+    def hidden_for(self, config: ParserConfig) -> tuple[str, ...]:
+        """Also the thinking tags, when thinking is read as reasoning: after the thinking block a stray
+        one (Gemma 4's ``<channel|>``, an empty ``<|channel>thought`` block) is no content."""
+        if not config.reasoning or self.think_tags is None:
+            return self.hidden_markers
+        marker = re.compile(r"\S*<[^<>\s]+>\S*")
+        return (*self.hidden_markers, *(t.strip() for t in self.think_tags if marker.fullmatch(t.strip())))
+
+    def split_reasoning(self, text: str, config: ParserConfig, partial: bool) -> tuple[str, int | None]:
+        """As for any dialect, past the generation prompt's last marker written again (Command R+'s
+        ``<|CHATBOT_TOKEN|>``) and a doubled leading marker of the open tag (Gemma 4's
+        ``<|channel><|channel>thought``): the first copy is a stray, the block opens at the second."""
+        tail = self.dialect.prompt_tail
+        if tail:
+            i = skip_ws(text, 0)
+            again = startswith_partial(text, i, tail)
+            if again is None and partial and i < len(text):
+                return "", None
+            if again:
+                k = i + len(tail)
+                reasoning, pos = self._split_thinking(text[k:], config, partial)
+                return reasoning, None if pos is None else pos + k
+        return self._split_thinking(text, config, partial)
+
+    def _split_thinking(self, text: str, config: ParserConfig, partial: bool) -> tuple[str, int | None]:
+        head = self._think_head
+        if head and config.reasoning and not config.thinking_forced_open:
+            assert self.think_tags is not None
+            i = skip_ws(text, 0)
+            if text.startswith(head, i):
+                opens = startswith_partial(text, i + len(head), self.think_tags[0])
+                if opens is None and partial:
+                    return "", None
+                if opens:
+                    k = i + len(head)
+                    reasoning, pos = super().split_reasoning(text[k:], config, partial)
+                    return reasoning, None if pos is None else pos + k
+        return super().split_reasoning(text, config, partial)
 
     # -- writing ---------------------------------------------------------------
     def calls_text(self, calls: Sequence[dict[str, Any]]) -> str:
@@ -262,9 +323,18 @@ class DerivedFormat(ChatFormat):
         """One call at `i`: (DONE block and where it ends) or a PARTIAL/FAIL block."""
         name, call_id, start, name_at = "", "", i, i
         args: Block | None = None
-        for part in self.dialect.call:
+        for n, part in enumerate(self.dialect.call):
             if part.kind == LIT:
-                found, i = match_lit(text, i, part.text)
+                found, at = match_lit(text, i, part.text)
+                if not found and args is not None and self._call_open and all(
+                        p.kind == LIT for p in self.dialect.call[n:]):
+                    # the closing text left out before the next call (Kimi-K2 without <|tool_call_end|>)
+                    nxt, _ = match_lit(text, i, self._call_open)
+                    if nxt:
+                        break
+                    if nxt is None and partial:
+                        return Block.partial([args.calls[0]]), i
+                i = at
                 if not found:
                     if found is None and args is not None and not partial:
                         break  # the output ended in the call's closing text: the call is whole
@@ -312,6 +382,14 @@ class DerivedFormat(ChatFormat):
             end_found, _ = match_lit(text, i, self._after_args) if self._after_args.strip() else (False, i)
             if end_found:
                 return Block(BlockStatus.DONE, [Call(name, "{" + ", ".join(items) + "}", call_id)], i)
+            if first and self._empty_args:  # no parameters: the texts around them share a marker
+                k = self._empty_args
+                found, _ = (match_lit(text, i - k, self._after_args) if text[i - k: i] == self._after_args[:k]
+                            else (False, i))
+                if found:
+                    return Block(BlockStatus.DONE, [Call(name, "{}", call_id)], i - k)
+                if found is None:
+                    return Block.partial([Call(name, "{", call_id)])
             opener = (kv.key_open if first else kv.pair_sep + kv.key_open)
             found, j = match_lit(text, i, opener) if opener.strip() else (True, i)
             if end_found is None or found is None:
@@ -392,12 +470,19 @@ class DerivedFormat(ChatFormat):
             if end < 0:
                 return None, i, None, ""
             return True, end + len(kv.quote), text[i + len(kv.quote): end], ""
+        if "</" in kv.value_end:  # an XML-like dialect: a CDATA section holds text that may look like tags
+            cdata = self._cdata(text, i, kv, key, kind)
+            if cdata is not None:
+                return cdata
         end_text = kv.end_for(key)
         stops = [s for s in (end_text, kv.pair_sep + kv.key_open, self._after_args) if s.strip()]
         stops = stops[:1] if end_text.strip() else stops
         hits = [h for s in stops for h in (text.find(s, i), text.find(s.strip(), i)) if h >= 0]
         if hits:
             end = min(hits)
+            nested = child_tags(text[i:end], self._child_ns, kind) if self._child_ns is not None else None
+            if nested is not None and kind != "string":  # an object or array written as child tags
+                return True, end, nested, ""
             return True, end, param_value(text[i:end], kind), ""
         pending = ""
         if kind == "string" and i < len(text):
@@ -405,6 +490,38 @@ class DerivedFormat(ChatFormat):
             body = body[: len(body) - held_suffix(body, stops + [s.strip() for s in stops])]
             pending = json_item(key, body)[:-1]
         return None, i, None, pending
+
+    def _cdata(
+        self, text: str, i: int, kv: KeyValues, key: str, kind: str | None,
+    ) -> tuple[bool | None, int, Any, str] | None:
+        """A value written as ``<![CDATA[...]]>`` (MiniCPM5: text holding ``</param>``) as `_value` returns it,
+        or None when the value at `i` is no CDATA section."""
+        j = skip_ws(text, i)
+        opens = startswith_partial(text, j, _CDATA[0])
+        if opens is None and j < len(text):
+            return None, i, None, ""
+        if not opens:
+            return None
+        close = text.find(_CDATA[1], j + len(_CDATA[0]))
+        if close < 0:
+            return None, i, None, ""
+        end = close + len(_CDATA[1])
+        if not self._value_ends(text, end, kv, key):
+            return None
+        return True, end, param_value(text[j + len(_CDATA[0]): close], kind), ""
+
+
+def _overlap(before: str, after: str) -> int:
+    """How much of `after` the end of `before` already holds, when that is a marker's text.
+
+    MiniMax-M3 writes a call with no parameters as ``">]<]minimax[>[</invoke>``: the text before the
+    arguments (``">]<]minimax``) and the one after them (``<]minimax[>[</invoke>``) share ``<]minimax``.
+    0 when they share nothing that holds a letter (a shared quote or bracket is no marker).
+    """
+    for k in range(min(len(before), len(after)) - 1, 2, -1):
+        if before.endswith(after[:k]) and re.search(r"<\S*[A-Za-z]", after[:k]):
+            return k
+    return 0
 
 
 def _literal_syntax(kv: KeyValues | None) -> LiteralSyntax | None:

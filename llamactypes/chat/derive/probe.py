@@ -90,6 +90,35 @@ def turn_start(prompt: str, full: str, first: str = "") -> tuple[int, str]:
     return cut, prompt[cut:]
 
 
+def turn_end_at(output: str, end: str, last: int, shortest: int = 1) -> int:
+    """Where the turn ends in `output`: at `end` (the end-of-turn text) or its longest tail found after `last`.
+
+    A tail starts at a marker or a word and is at least `shortest` characters
+    long; one that starts with a marker it holds again later is passed over
+    (see `_repeats_first_marker`). ``len(output)`` when none is found.
+    """
+    for k in range(len(end) - min(shortest, len(end)) + 1):
+        if k and (end[k] != "<" and not end[k - 1].isspace() or _repeats_first_marker(end[k:])):
+            continue
+        stop = output.find(end[k:], last)
+        if stop >= 0:
+            return stop
+    return len(output)
+
+
+def _repeats_first_marker(tail: str) -> bool:
+    """Whether `tail` starts with a ``<...>`` marker that it holds again later.
+
+    Such a tail starts in the middle of a run of markers, at one that closes
+    each of them (Kimi-K3's ``<|sep|>`` in ``<|close|>tools<|sep|><|close|>message<|sep|>``):
+    cutting the turn there would leave that closing marker to the text before.
+    """
+    if not tail.startswith("<") or ">" not in tail:
+        return False
+    first = tail[: tail.index(">") + 1]
+    return first in tail[len(first):]
+
+
 @dataclass(frozen=True)
 class Probe:
     """One assistant turn as the template renders it: the generation prompt's tail and the output."""
@@ -132,13 +161,7 @@ def _probe(template: ChatTemplate, assistant: dict[str, Any], turn_end: str, **k
     end = turn_end.strip()
     if end:  # the turn ends at the end-of-turn text (or its longest tail) after the last marker value
         last = max(output.rfind(s) + len(s) for s in _VALUES)
-        for k in range(len(end) - min(3, len(end)) + 1):
-            if k and end[k] != "<" and not end[k - 1].isspace():
-                continue
-            stop = output.find(end[k:], last)
-            if stop >= 0:
-                output = output[:stop]
-                break
+        output = output[: turn_end_at(output, end, last, shortest=3)]
     return Probe(prompt, full, output, opened)
 
 

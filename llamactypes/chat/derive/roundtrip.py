@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from llamactypes.chat.derive.probe import turn_start
+from llamactypes.chat.derive.probe import turn_end_at, turn_start
 from llamactypes.errors import ChatTemplateError
 
 __all__ = ["RoundTrip", "round_trip", "WEATHER", "TIME"]
@@ -98,13 +98,7 @@ def _output(template: Any, message: dict[str, Any], think: tuple[str, str] | Non
         lo, hi = sorted((out.find(content), out.find("get_weather")))
         if turn_end in out[lo:hi]:  # a turn ends between content and calls: two turns, no one output
             return None
-    for k in range(len(turn_end)):
-        if k and turn_end[k] != "<" and not turn_end[k - 1].isspace():
-            continue
-        stop = out.find(turn_end[k:], last)
-        if stop >= 0:
-            return out[:stop]
-    return out
+    return out[: turn_end_at(out, turn_end, last)] if turn_end else out
 
 
 def _reads(build: Any, text: str | None, n: int, content: str = "", reasoning: str = "") -> bool | None:

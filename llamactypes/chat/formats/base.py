@@ -388,13 +388,14 @@ class ChatFormat:
         self, text: str, pos: int, config: ParserConfig, partial: bool, result: ParseResult
     ) -> None:
         """Content with tool-call blocks cut out, from `pos` to the end."""
+        hidden = self.hidden_for(config)
         parts: list[str] = []
         while True:
             idx, marker = self.find_block(text, pos, partial)
             if idx < 0:
                 tail = text[pos:]
                 if partial:
-                    tail = tail[: len(tail) - held_suffix(tail, self.start_markers + self.hidden_markers)]
+                    tail = tail[: len(tail) - held_suffix(tail, self.start_markers + hidden)]
                 parts.append(tail)
                 break
             parts.append(text[pos:idx])
@@ -418,13 +419,17 @@ class ChatFormat:
             parts.append(text[idx:])
             break
         content = "".join(parts)
-        if partial and self.hidden_markers:  # also after a failed block, which is kept raw
-            content = content[: len(content) - held_suffix(content, self.hidden_markers)]
-        result.content = self.clean_content(content)
+        if partial and hidden:  # also after a failed block, which is kept raw
+            content = content[: len(content) - held_suffix(content, hidden)]
+        result.content = self.clean_content(content, hidden)
 
-    def clean_content(self, content: str) -> str:
-        """Drop the dialect's hidden markers from content."""
-        for marker in self.hidden_markers:
+    def hidden_for(self, config: ParserConfig) -> tuple[str, ...]:
+        """The markers dropped from content under `config`: `hidden_markers` (a dialect may add some)."""
+        return self.hidden_markers
+
+    def clean_content(self, content: str, hidden: Sequence[str] | None = None) -> str:
+        """Drop `hidden` (the dialect's hidden markers when None) from content, in that order."""
+        for marker in self.hidden_markers if hidden is None else hidden:
             content = content.replace(marker, "")
         return content
 

@@ -105,6 +105,8 @@ class GptOssFormat(ChatFormat):
                     content.append(text[pos:])
                 break
             header = text[pos:head_end]
+            if header.count(CHANNEL) > 1:  # a stray header with no message ('commentary to=assistant'): the last counts
+                header = header[header.rindex(CHANNEL):]
             channel = _CHANNEL.search(header)
             recipient = _RECIPIENT.search(header)
             if channel is None and recipient is None:

@@ -114,6 +114,13 @@ PARSE_CASES = [
     Case("harmony-think-final", "gpt-oss",
          "<|channel|>analysis<|message|>I'm\nthinking<|end|><|start|>assistant<|channel|>final<|message|>" + ASSIST,
          content=ASSIST, reasoning=THINK),
+    # a stray header with no message before the analysis (llama.cpp's test-chat.cpp): the last header counts
+    Case("harmony-stray-header", "gpt-oss",
+         "<|channel|>commentary to=assistant<|channel|>analysis<|message|>I'm\nthinking<|end|>"
+         "<|start|>assistant<|channel|>final<|message|>" + ASSIST, content=ASSIST, reasoning=THINK),
+    Case("harmony-stray-header-call", "gpt-oss",
+         '<|channel|>final<|channel|>commentary to=functions.special_function<|message|>{"arg1": 1}',
+         calls=(SPECIAL,)),
     Case("harmony-role-recipient", "gpt-oss", ' to=functions.special_function<|channel|>analysis<|message|>{"arg1": 1}', calls=(SPECIAL,)),
     Case("harmony-channel-recipient", "gpt-oss", '<|channel|>analysis to=functions.special_function<|message|>{"arg1": 1}', calls=(SPECIAL,)),
     Case("harmony-constrain", "gpt-oss",
