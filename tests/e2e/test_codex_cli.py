@@ -7,63 +7,33 @@ Nothing leaves the machine: HTTPS_PROXY points at a closed local port, loopback 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
-import threading
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import pytest
 
 from llamactypes import launch
+from tests.fixtures.agent_client import JsonLineWatch, offline
 
 CODEX = os.environ.get("LLAMACTYPES_CODEX") or shutil.which("codex")
 NO_CODEX = ("the Codex CLI is not installed (npm install @openai/codex, then set LLAMACTYPES_CODEX to its "
             "binary or put codex on PATH)")
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(CODEX is None, reason=NO_CODEX)]
 
-_CLOSED = "http://127.0.0.1:9"
-OFFLINE = {"HTTPS_PROXY": _CLOSED, "HTTP_PROXY": _CLOSED, "NO_PROXY": "127.0.0.1,localhost",
-           "https_proxy": _CLOSED, "http_proxy": _CLOSED, "no_proxy": "127.0.0.1,localhost"}
-
 
 def run_codex(demo_path: Path, tmp_path: Path, prompt: str, monkeypatch: pytest.MonkeyPatch,
               done: Callable[[list[dict[str, Any]]], bool], timeout: float = 600) -> list[dict[str, Any]]:
     """`codex exec --json` through launch, read until `done(events)` (then Codex is stopped), Codex
-    exits, or `timeout` seconds pass; returns Codex's JSON events. The demo model calls a tool on
-    almost every turn, so a run is bounded by what the test needs to see, not by the model stopping."""
-    for key, value in OFFLINE.items():
-        monkeypatch.setenv(key, value)
+    exits, or `timeout` seconds pass; returns Codex's JSON events."""
+    offline(monkeypatch)
     monkeypatch.setenv("LLAMACTYPES_CODEX", str(CODEX))
-    events: list[dict[str, Any]] = []
-    output: list[str] = []
-
-    def watch(argv: Sequence[str], env: dict[str, str]) -> int:
-        proc = subprocess.Popen(list(argv), env=env, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
-        timer = threading.Timer(timeout, proc.kill)
-        timer.start()
-        try:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                output.append(line)
-                if line.startswith("{"):
-                    events.append(json.loads(line))
-                    if done(events):
-                        proc.terminate()
-                        break
-        finally:
-            timer.cancel()
-            proc.kill()
-            proc.wait()
-        return 0
-
+    watch = JsonLineWatch(tmp_path, done, timeout)
     launch.launch("codex", model=str(demo_path), n_ctx=16384, url=None, threads=2, timeout=120,
                   client_args=["exec", "--json", "--skip-git-repo-check", prompt], run_client=watch)
-    assert done(events), "".join(output)[-4000:]
-    return events
+    assert done(watch.events), watch.tail()
+    return watch.events
 
 
 def _types(events: list[dict[str, Any]]) -> list[str]:
