@@ -96,6 +96,10 @@ class FastPath:
         self.work += len(text)
         return parse_result(text, self._fmt, self._config, True)
 
+    def _sendable(self, text: str) -> int:
+        """How much of `text` may go out now: trailing whitespace waits where a trim may still come."""
+        return len(text) if self._verbatim and self.field == "content" else len(text.rstrip())
+
     def take(self, piece: str) -> str | None:
         """What `piece` adds to `field` ("" while it waits), or None when a full parse must decide."""
         if self.field is None:
@@ -111,7 +115,7 @@ class FastPath:
         elif self._style == "plain":
             if not self._plain.issuperset(piece):
                 return None
-            keep = len(text) if self._verbatim and self.field == "content" else len(text.rstrip())
+            keep = self._sendable(text)
         else:
             # Content as written: letters, digits, breaks and non-ASCII text; brackets and quotes may
             # still close something (an answer inside JSON): a full parse decides. A raw value escaped
@@ -121,7 +125,7 @@ class FastPath:
                     c in "\n\t" or (c > "\x7f" and c.isprintable()) or (escaped and c.isprintable())))
                     for c in piece):
                 return None
-            keep = len(text) if self._verbatim and self.field == "content" else len(text.rstrip())
+            keep = self._sendable(text)
         self._held = text[keep:]
         out = text[:keep]
         return json.dumps(out, ensure_ascii=False)[1:-1] if self._style == "escaped" else out
