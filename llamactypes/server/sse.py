@@ -19,15 +19,18 @@ SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 SSE_DONE = b"data: [DONE]\n\n"
 
 
-def _json(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+#: one encoder for every event (json.dumps with options builds a new one per call: a per-token cost)
+_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def sse_event(data: Any, event: str | None = None) -> bytes:
     """One event: `data` (JSON-encoded unless already a str) with an optional `event:` name.
 
     A str with newlines becomes several `data:` lines, as the SSE grammar requires."""
-    text = data if isinstance(data, str) else _json(data)
+    if not isinstance(data, str):  # encoded JSON holds no line break: one data line
+        head = f"event: {event}\ndata: " if event else "data: "
+        return (head + _json(data) + "\n\n").encode("utf-8")
+    text = data
     lines = [f"event: {event}"] if event else []
     lines += [f"data: {line}" for line in text.split("\n")]
     return ("\n".join(lines) + "\n\n").encode("utf-8")
