@@ -6,11 +6,6 @@ job: a waiting job leaves the queue, a running one stops its token loop within
 a token (or between prompt batches). Errors raised in the worker are re-raised
 in the request thread, where the server turns them into an HTTP status or an
 error event.
-
-A request thread that can write to its client without blocking may `divert` the
-job's events to a sink that runs on the worker thread (the server's direct
-stream writer): each token then reaches the client without waking the request
-thread, which stays parked on the queue for what the sink hands back.
 """
 
 from __future__ import annotations
@@ -64,8 +59,6 @@ class Job:
         self._running: Cancellable | None = None
         self._consumed = False
         self.finished = threading.Event()
-        self._sink: Callable[[Any], Any] | None = None
-        self._emit_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<Job {self.id} {self.kind}>"
@@ -116,25 +109,6 @@ class Job:
     def cancelled(self) -> bool:
         return self._cancel.is_set()
 
-    @property
-    def diverted(self) -> bool:
-        """True while a sink takes the job's events (`divert`)."""
-        return self._sink is not None
-
-    def divert(self, sink: Callable[[Any], Any] | None) -> bool:
-        """Hand the job's next events to `sink`, called on the worker thread, instead of the
-        queue; `None` ends that. Starts only while nothing waits in the queue, so events
-        keep their order (False otherwise: try again once the queue is drained).
-
-        `sink(event)` returns None when it took the event; anything else is put into the
-        queue in the event's place and ends the diversion (an event it does not handle, or
-        what a write could not send). Ending it waits for a sink call in progress."""
-        with self._emit_lock:
-            if sink is not None and not self._queue.empty():
-                return False
-            self._sink = sink
-            return True
-
     # ------------------------------------------------------------ worker thread
 
     def execute(self) -> None:
@@ -159,15 +133,7 @@ class Job:
         self.finished.set()
 
     def emit(self, event: Event) -> None:
-        with self._emit_lock:
-            sink = self._sink
-            if sink is not None:
-                item = sink(event)
-                if item is None:
-                    return
-                self._sink = None
-                event = item
-            self._queue.put(event)
+        self._queue.put(event)
 
     def attach(self, running: Cancellable) -> None:
         """Make `running` the thing `cancel()` stops (set before it starts)."""

@@ -6,9 +6,6 @@ with a request handler that sends each SSE event as one TCP segment at once
 later one can wait ~40 ms for the client's delayed ACK) and logs through the
 `llamactypes.server` logger. Port 0 picks a free port: read it back from
 `server.port`. `ServerThread` runs one in a background thread (tests, notebooks).
-Each request's environ carries `llamactypes.direct`, a `DirectChunks`: the
-response's socket for a writer on another thread (the engine's worker writes
-streamed tokens through it, `server.direct`), framed as werkzeug frames the body.
 
 Hardened against clients that misbehave at the HTTP level: every socket read
 waits at most `read_timeout` seconds and the whole head (request line and headers) at
@@ -27,7 +24,6 @@ from __future__ import annotations
 import io
 import logging
 import math
-import os
 import socket
 import threading
 import time
@@ -37,7 +33,7 @@ from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, WSGIRequestHand
 
 from ..limits import DEFAULT_LIMITS
 
-__all__ = ["StreamingRequestHandler", "CappedThreadedServer", "DirectChunks", "make_http_server", "ServerThread"]
+__all__ = ["StreamingRequestHandler", "CappedThreadedServer", "make_http_server", "ServerThread"]
 
 log = logging.getLogger("llamactypes.server")
 
@@ -61,47 +57,6 @@ class _DeadlineSocketReader(io.RawIOBase):
         per_read = self.handler.timeout
         sock.settimeout(remaining if per_read is None else min(per_read, remaining))
         return sock.recv_into(buffer)
-
-
-class DirectChunks:
-    """The response body's socket, for chunks written past werkzeug by another thread.
-
-    Frames each piece as werkzeug frames a body without Content-Length under an
-    HTTP/1.1 handler (chunked transfer encoding; raw under HTTP/1.0), and writes without
-    ever blocking: `send_nowait` returns what the socket buffer could not take. Only for
-    the streaming code, while werkzeug is not writing (its writes flush before the body
-    resumes) and only for bodies without Content-Length.
-    """
-
-    __slots__ = ("sock", "chunked")
-
-    def __init__(self, sock: socket.socket, chunked: bool) -> None:
-        self.sock = sock
-        self.chunked = chunked
-
-    def usable(self) -> bool:
-        """Whether a write can never block (the socket has a timeout, so its descriptor is non-blocking)."""
-        try:
-            fd = self.sock.fileno()
-            return fd >= 0 and not os.get_blocking(fd)
-        except (OSError, ValueError):
-            return False
-
-    def frame(self, data: bytes) -> bytes:
-        return b"%x\r\n%s\r\n" % (len(data), data) if self.chunked else data
-
-    def send_nowait(self, frame: bytes) -> bytes:
-        """Write what the socket takes now; returns the rest (b"" when all went). OSError: the
-        connection is broken."""
-        try:
-            n = os.write(self.sock.fileno(), frame)  # no poll first (socket.send does one per call)
-        except BlockingIOError:
-            n = 0
-        return frame[n:]
-
-    def sendall(self, data: bytes) -> None:
-        """Write all of `data`, waiting as werkzeug's writes wait (the socket's timeout)."""
-        self.sock.sendall(data)
 
 
 class StreamingRequestHandler(WSGIRequestHandler):
@@ -146,11 +101,6 @@ class StreamingRequestHandler(WSGIRequestHandler):
         if "Expect" in self.headers:
             del self.headers["Expect"]
         super().run_wsgi()
-
-    def make_environ(self) -> dict[str, Any]:
-        environ = super().make_environ()
-        environ["llamactypes.direct"] = DirectChunks(self.connection, self.protocol_version >= "HTTP/1.1")
-        return environ
 
     def _body_too_large(self) -> bool:
         config = getattr(self.server.app, "config", None)  # type: ignore[attr-defined]

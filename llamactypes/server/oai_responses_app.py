@@ -15,10 +15,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 from werkzeug.wrappers import Request, Response
 
-from ..chat.types import Delta
 from ..engine import Finished, Job
 from ..errors import ContextOverflowError, InvalidRequestError
-from .direct import DirectStream
 from .errors import ApiError, error_info
 from .oai_responses import ResponsesCall, deleted_response, input_tokens_response, new_response_id, parse_responses
 from .oai_responses_stream import ResponseStream, fold_response, stored_conversation
@@ -64,14 +62,11 @@ def responses_sse(responder: Any, job: Job, stream: ResponseStream,
                   on_done: Callable[[dict[str, Any]], None]) -> WSGIApp:
     """The job as a Responses event stream; an error after the headers is `response.failed`."""
 
-    def encode(delta: Delta) -> bytes:
-        return b"".join(sse_event(data, name) for name, data in stream.feed(delta))
-
     def body(environ: dict) -> Iterator[bytes]:
         for name, data in stream.start():
             yield sse_event(data, name)
         try:
-            for event in responder._events(job, environ, DirectStream.open(job, environ, encode)):
+            for event in responder._events(job, environ):
                 for name, data in stream.feed(event):
                     yield sse_event(data, name)
                 if isinstance(event, Finished):

@@ -13,10 +13,6 @@ whitespace), so a client's idle timeout never fires on a slow CPU.
 
 A client that hangs up is noticed when a write fails, or by peeking at the
 socket every `heartbeat`; either way the job is cancelled and the next request runs.
-
-Once a stream flows, its deltas are written by the engine's worker thread itself
-(`direct.DirectStream`), so a token does not cost a thread switch; the request
-thread writes everything else.
 """
 
 from __future__ import annotations
@@ -34,7 +30,6 @@ from werkzeug.wsgi import ClosingIterator
 from ..chat.types import Delta
 from ..engine import Finished, Heartbeat, Job
 from ..errors import ClosedError
-from .direct import DirectStream, Spill
 from .errors import anthropic_error_body, anthropic_status, error_info, log_text, openai_error_body
 from .sse import SSE_DONE, SSE_HEADERS, sse_comment, sse_event
 
@@ -83,23 +78,13 @@ class Responder:
         self.config = config
         self.track = track
 
-    def _events(self, job: Job, environ: dict, direct: DirectStream | None = None) -> Iterator[Any]:
+    def _events(self, job: Job, environ: dict) -> Iterator[Any]:
         """The job's events; Heartbeats also stand for "check the client", and a job cancelled
-        by the engine (shutdown) raises instead of finishing quietly.
-
-        With `direct`, deltas go to the client from the worker thread once one has been
-        written here; what it hands back (`Spill`) is written here first."""
+        by the engine (shutdown) raises instead of finishing quietly."""
         last_check = time.monotonic()
         events = job.events(heartbeat=self.config.heartbeat)
         try:
             for event in events:
-                if isinstance(event, Spill):
-                    try:
-                        direct.write_spill(event)  # type: ignore[union-attr]
-                    except OSError:
-                        log.info("client went away; cancelling %r", job)
-                        return
-                    continue
                 now = time.monotonic()
                 if now - last_check >= min(self.config.heartbeat, 1.0):
                     last_check = now
@@ -108,13 +93,7 @@ class Responder:
                         return
                 if isinstance(event, Finished) and event.reason == "cancelled":
                     raise _Cancelled()
-                if isinstance(event, Heartbeat) and direct is not None and direct.diverted:
-                    if direct.flowed():
-                        continue  # tokens are going out: nothing to keep alive
-                    direct.stop()  # this thread writes the heartbeat
                 yield event
-                if direct is not None and isinstance(event, Delta):
-                    direct.start()  # what the body wrote for it is out: the worker writes the next ones
         finally:
             events.close()
 
@@ -140,14 +119,10 @@ class Responder:
     def openai_stream(self, job: Job, chunks: Any, first: dict[str, Any] | None) -> Callable[..., Any]:
         """`data: {chunk}` lines, then `data: [DONE]` (an error becomes `data: {"error": ...}`)."""
 
-        def encode(delta: Delta) -> bytes:
-            chunk = chunks.delta(delta)
-            return sse_event(chunk) if chunk is not None else b""
-
         def body(environ: dict) -> Iterator[bytes]:
             yield sse_event(first) if first is not None else sse_comment("queued")
             try:
-                for event in self._events(job, environ, DirectStream.open(job, environ, encode)):
+                for event in self._events(job, environ):
                     if isinstance(event, Heartbeat):
                         yield sse_comment("keep-alive")
                     elif isinstance(event, Delta):
@@ -169,20 +144,14 @@ class Responder:
         """`event:` + `data:` pairs in the Messages API order; `ping` while waiting (and, after
         `event_keepalive` seconds with nothing but pings, an empty delta); `error` on failure."""
 
-        def encode(delta: Delta) -> bytes:
-            return b"".join(sse_event(data, name) for name, data in stream.delta(delta))
-
         def body(environ: dict) -> Iterator[bytes]:
             for name, data in stream.start(job.n_prompt):
                 yield sse_event(data, name)
             last_event = time.monotonic()
-            direct = DirectStream.open(job, environ, encode)
             try:
-                for event in self._events(job, environ, direct):
+                for event in self._events(job, environ):
                     if isinstance(event, Heartbeat):
                         now = time.monotonic()
-                        if direct is not None:
-                            last_event = max(last_event, direct.last_sent)
                         if now - last_event >= self.config.event_keepalive:
                             last_event = now
                             out = stream.keepalive() or [stream.ping()]

@@ -342,16 +342,6 @@ class PendingJob:
             if not finished:
                 self.cancel()
 
-    @property
-    def diverted(self) -> bool:
-        job = self._job
-        return job is not None and job.diverted
-
-    def divert(self, sink: Callable[[Any], Any] | None) -> bool:
-        """`Job.divert` once the job exists (False before: its events do not flow yet)."""
-        job = self._job
-        return job.divert(sink) if job is not None else False
-
     def cancel(self) -> None:
         """Cancel the request (a load in progress goes on for the others who need the model)."""
         self._cancel.set()
