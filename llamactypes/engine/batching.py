@@ -318,25 +318,21 @@ class BatchWorker:
                 active.append(slot)
         if not active:
             return
-        steady = self._steady(active)
-        entries = steady if steady is not None else self._plan(active)
+        entries = self._plan(active)
         if not entries:
             return
         self._inflight = [e.slot for e in entries]
-        if steady is not None:  # one token per slot: the common case, once per generated token
-            tokens = [e.tokens[0] for e in entries]
-            pos = [e.pos for e in entries]
-            seq = [e.slot.id for e in entries]
-            logits = [True] * len(entries)
-        else:
-            tokens, pos, seq, logits = [], [], [], []
-            for e in entries:
-                n = len(e.tokens)
-                tokens.extend(e.tokens)
-                pos.extend(range(e.pos, e.pos + n))
-                seq.extend([e.slot.id] * n)
-                logits.extend([False] * (n - 1))
-                logits.append(e.logits)
+        tokens: list[int] = []
+        pos: list[int] = []
+        seq: list[int] = []
+        logits: list[bool] = []
+        for e in entries:  # the batch's rows, in one pass (this runs once per generated token)
+            n = len(e.tokens)
+            tokens.extend(e.tokens)
+            pos.extend(range(e.pos, e.pos + n))
+            seq.extend([e.slot.id] * n)
+            logits.extend([False] * (n - 1))
+            logits.append(e.logits)
         started = self.clock()
         try:
             self.backend.decode(tokens, pos, seq, logits)
@@ -345,11 +341,7 @@ class BatchWorker:
             return
         finally:
             self._inflight = []
-        seconds = self.clock() - started
-        if steady is not None:
-            self.sizer.observe(len(entries), 0, 0.0, seconds)
-        else:
-            self._observe(entries, seconds)
+        self._observe(entries, self.clock() - started)
         row = 0
         for entry in entries:
             slot = entry.slot
@@ -360,21 +352,6 @@ class BatchWorker:
                 self._sample(slot, row - 1)
             elif len(slot.pending) == 1:  # the prompt is read but its last token: a checkpoint here
                 self.backend.checkpoint(slot.id)
-
-    def _steady(self, active: list[Slot]) -> list[Entry] | None:
-        """The step when every active slot feeds one token and they fit in the context as counted
-        most generously (the plan `_plan` would make); None when a prompt is being read or room is short."""
-        assert self.backend is not None
-        if len(active) > self.backend.n_batch:
-            return None
-        entries = []
-        for slot in active:
-            if len(slot.pending) != 1:
-                return None
-            entries.append(Entry(slot, slot.pending[:1], len(slot.cached), True))
-        if sum(len(s.cached) for s in self.slots) + len(entries) > self.backend.n_ctx:
-            return None
-        return entries
 
     def _plan(self, active: list[Slot]) -> list[Entry]:
         assert self.backend is not None
