@@ -49,13 +49,18 @@ NOTES = ("Notes from the design review: the parser keeps a stack of open rules, 
          "the sampler walks candidates in logit order, and the server streams one event per token. ")
 
 
+def chat_body(messages: list[dict[str, str]], n: int, banned: list[int]) -> dict[str, Any]:
+    """A greedy streamed chat of `n` tokens that cannot end early, with its usage."""
+    return {"messages": messages, "max_tokens": n, "temperature": 0, "stream": True,
+            "stream_options": {"include_usage": True}, "logit_bias": {str(t): False for t in banned}}
+
+
 def stream(url: str, messages: list[dict[str, str]], n: int, banned: list[int],
            start: float | None = None, text: list[str] | None = None,
            usage: dict[str, Any] | None = None) -> list[float]:
     """Arrival times (perf_counter) of the content chunks of one streamed chat; [0] is the request start.
     The answer's pieces go to `text` and the final usage to `usage` when given."""
-    body = {"messages": messages, "max_tokens": n, "temperature": 0, "stream": True,
-            "stream_options": {"include_usage": True}, "logit_bias": {str(t): False for t in banned}}
+    body = chat_body(messages, n, banned)
     times = [start if start is not None else time.perf_counter()]
     text = [] if text is None else text
     with requests.post(url + "/v1/chat/completions", json=body, stream=True, timeout=600) as response:
@@ -158,9 +163,7 @@ def served_tps(url: str, messages: list[dict[str, str]], n: int, banned: list[in
 
 def served_tps_raw(url: str, messages: list[dict[str, str]], n: int, banned: list[int]) -> float:
     """The same with a client that only timestamps what it reads and parses after the stream."""
-    body = json.dumps({"messages": messages, "max_tokens": n, "temperature": 0, "stream": True,
-                       "stream_options": {"include_usage": True},
-                       "logit_bias": {str(t): False for t in banned}})
+    body = json.dumps(chat_body(messages, n, banned))
     host, port = url.split("//", 1)[1].rsplit(":", 1)
     connection = http.client.HTTPConnection(host, int(port), timeout=600)
     connection.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
