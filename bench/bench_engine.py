@@ -55,6 +55,16 @@ def chat_body(messages: list[dict[str, str]], n: int, banned: list[int]) -> dict
             "stream_options": {"include_usage": True}, "logit_bias": {str(t): False for t in banned}}
 
 
+def content_of(data: str, usage: dict[str, Any]) -> str:
+    """The content text of one streamed chat event ("" for none); a usage it carries goes to `usage`."""
+    if data == "[DONE]":
+        return ""
+    chunk = json.loads(data)
+    if chunk.get("usage"):
+        usage.update(chunk["usage"])
+    return (chunk["choices"][0]["delta"].get("content") or "") if chunk["choices"] else ""
+
+
 def stream(url: str, messages: list[dict[str, str]], n: int, banned: list[int],
            start: float | None = None, text: list[str] | None = None,
            usage: dict[str, Any] | None = None) -> list[float]:
@@ -63,17 +73,16 @@ def stream(url: str, messages: list[dict[str, str]], n: int, banned: list[int],
     body = chat_body(messages, n, banned)
     times = [start if start is not None else time.perf_counter()]
     text = [] if text is None else text
+    usage = {} if usage is None else usage
     with requests.post(url + "/v1/chat/completions", json=body, stream=True, timeout=600) as response:
         response.raise_for_status()
         for event in iter_sse(response.iter_content(chunk_size=None)):
             if event.data == "[DONE]":
                 break
-            chunk = json.loads(event.data)
-            if chunk.get("usage") and usage is not None:
-                usage.update(chunk["usage"])
-            if chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
+            piece = content_of(event.data, usage)
+            if piece:
                 times.append(time.perf_counter())
-                text.append(chunk["choices"][0]["delta"]["content"])
+                text.append(piece)
     return times
 
 
@@ -172,17 +181,10 @@ def served_tps_raw(url: str, messages: list[dict[str, str]], n: int, banned: lis
     while data := response.read1(65536):
         reads.append((time.perf_counter(), data))
     connection.close()
-    decoder, times, n_tokens = SSEDecoder(), [], 0
+    decoder, times, usage = SSEDecoder(), [], {}
     for at, data in reads:
-        for event in decoder.feed(data):
-            if event.data == "[DONE]":
-                continue
-            chunk = json.loads(event.data)
-            if chunk.get("usage"):
-                n_tokens = chunk["usage"]["completion_tokens"]
-            if chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
-                times.append(at)
-    return (n_tokens - 1) / (times[-1] - times[0])
+        times.extend(at for event in decoder.feed(data) if content_of(event.data, usage))
+    return (usage["completion_tokens"] - 1) / (times[-1] - times[0])
 
 
 def main() -> int:
